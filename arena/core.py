@@ -4,7 +4,11 @@ A scenario steps a batch of B independent episodes as torch tensors on one devic
 dimension first, with no Python loop over episodes. Subclasses write the game's rules in
 `_reset_rows` and `_step_active`; this base class owns what is common to every game:
 
-- seeding (one `torch.Generator` per environment, on the environment's device),
+- seeding: every episode (row) has its own random stream, a counter-based hash of the row's
+  seed, the number of draws so far and the element index. A row's trajectory therefore
+  depends on its own seed only, never on what else is in the batch: one episode run alone
+  and the same episode run inside a batch of thousands are identical (the payoff filler
+  relies on this to make batched and cell-by-cell filling agree),
 - the step counter and the episode limit (truncation counts as a loss),
 - freezing finished episodes (reward 0, done stays True, observation unchanged) until all
   are done, or resetting them on the spot when `auto_reset=True`,
@@ -21,6 +25,49 @@ import torch
 
 class ScenarioError(ValueError):
     """Bad scenario name, option or action; the message is one line meant for the user."""
+
+
+_U64 = 1 << 64
+
+
+def _signed(x: int) -> int:
+    return x - _U64 if x >= 1 << 63 else x
+
+
+_C1, _C2, _GOLD = _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB), _signed(0x9E3779B97F4A7C15)
+
+
+def _lsr(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser on int64 tensors (multiplication wraps modulo 2^64)."""
+    x = x ^ _lsr(x, 30)
+    x = x * _C1
+    x = x ^ _lsr(x, 27)
+    x = x * _C2
+    return x ^ _lsr(x, 31)
+
+
+def row_seeds(seed: int, rows: int, device=None) -> torch.Tensor:
+    """Seeds of rows 0..rows-1 of a batch seeded with `seed` (row r's seed does not depend on `rows`)."""
+    r = torch.arange(rows, dtype=torch.long, device=device)
+    return mix64(mix64(torch.full_like(r, int(seed) & ((1 << 62) - 1))) + r * _GOLD)
+
+
+def uniform_from(seeds: torch.Tensor, counter: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform [0,1) floats of shape [len(seeds), *shape], one independent stream per seed."""
+    n = 1
+    for s in shape:
+        n *= s
+    idx = torch.arange(n, dtype=torch.long, device=seeds.device)
+    count = torch.tensor(int(counter), dtype=torch.long, device=seeds.device)
+    key = mix64(seeds + count * _GOLD)  # [R]
+    bits = mix64(key.unsqueeze(1) + (idx + 1).unsqueeze(0) * _C2)  # [R, n]
+    u = _lsr(bits, 40).to(torch.float32) * (1.0 / (1 << 24))
+    return u.view(len(seeds), *shape)
 
 
 class IllegalActionError(ScenarioError):
@@ -70,9 +117,11 @@ class VecEnv:
     Subclasses set `spec` (a ScenarioSpec) and implement:
 
     - `_reset_rows(rows)`: re-initialise the episodes where the bool mask `rows` [B] is True,
-      drawing randomness only from `self.rng`;
+      drawing randomness only with `self.rand`/`self.randint` (leading dimension B or
+      `int(rows.sum())`);
     - `_step_active(actions, active)`: advance the episodes where `active` [B] is True with
-      legal actions [B, n] and leave the others untouched; return
+      legal actions [B, n] and leave the others untouched (draw randomness for all B rows,
+      unconditionally, with `self.rand(B, ...)`); return
       `(reward [B], terminated [B], won [B], info)`;
     - `_observe()`: `(obs [B,n,obs_dim], state [B,state_dim], avail [B,n,A] bool)` of the
       current state.
@@ -93,8 +142,12 @@ class VecEnv:
         self.device = torch.device(device)
         self.auto_reset = auto_reset
         self.debug = debug
+        # Fallback generator for draws whose leading dimension is not a row count.
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(0)
+        self.seeds = row_seeds(0, self.B, self.device)  # [B] int64, one stream per row
+        self._draws = 0  # draw calls so far: the stream's counter
+        self._rows: torch.Tensor | None = None  # rows being reset, during _reset_rows
         self.t = torch.zeros(self.B, dtype=torch.long, device=self.device)
         self.done = torch.ones(self.B, dtype=torch.bool, device=self.device)
         self.won = torch.zeros(self.B, dtype=torch.bool, device=self.device)
@@ -102,17 +155,46 @@ class VecEnv:
 
     # -- helpers for subclasses --------------------------------------------------------------
     def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform [0,1) of `shape`. With a leading dimension of B (or, inside `_reset_rows`,
+        of the number of rows being reset) each row draws from its own stream. Draw calls
+        must not depend on the data of other rows (their count and shapes fix the counter)."""
+        self._draws += 1
+        if shape and shape[0] == self.B:
+            return uniform_from(self.seeds, self._draws, tuple(shape[1:]))
+        if self._rows is not None and shape and shape[0] == len(self._rows):
+            return uniform_from(self.seeds[self._rows], self._draws, tuple(shape[1:]))
         return torch.rand(*shape, generator=self.rng, device=self.device)
 
     def randint(self, high: int, *shape: int) -> torch.Tensor:
-        return torch.randint(high, shape, generator=self.rng, device=self.device)
+        return (self.rand(*shape) * high).long().clamp_(max=high - 1)
+
+    def randperm_rows(self, n: int) -> torch.Tensor:
+        """A random permutation of 0..n-1 per row: [B, n]."""
+        return self.rand(self.B, n).argsort(dim=1)
+
+    def _reset_selected(self, rows: torch.Tensor) -> None:
+        self._rows = rows.nonzero().flatten()
+        try:
+            self._reset_rows(rows)
+        finally:
+            self._rows = None
 
     # -- public API --------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> TimeStep:
+    def reset(self, seed: int | None = None, seeds: torch.Tensor | None = None) -> TimeStep:
+        """Start every episode. `seed` seeds the batch (row r gets `row_seeds(seed, B)[r]`);
+        `seeds` [B] gives each row its own seed explicitly (the payoff filler's per-episode seeds)."""
+        if seeds is not None:
+            seeds = torch.as_tensor(seeds, dtype=torch.long, device=self.device)
+            if seeds.shape != (self.B,):
+                raise ScenarioError(f"seeds must have shape [{self.B}], got {list(seeds.shape)}")
+            self.seeds = seeds.clone()
+        elif seed is not None:
+            self.seeds = row_seeds(int(seed), self.B, self.device)
         if seed is not None:
             self.rng.manual_seed(int(seed))
+        self._draws = 0
         every = torch.ones(self.B, dtype=torch.bool, device=self.device)
-        self._reset_rows(every)
+        self._reset_selected(every)
         self.t.zero_()
         self.done.zero_()
         self.won.zero_()
@@ -145,7 +227,7 @@ class VecEnv:
             # The returned step carries the reward, done and won of the ending step and the
             # first observation of the new episode (the usual auto-reset convention).
             done_now, won_now = self.done.clone(), self.won.clone()
-            self._reset_rows(ended)
+            self._reset_selected(ended)
             self.t = torch.where(ended, torch.zeros_like(self.t), self.t)
             self.done = self.done & ~ended
             self.won = self.won & ~ended

@@ -1,0 +1,233 @@
+"""Traffic junction, easy mode (Sukhbaatar et al. 2016, "Learning Multiagent Communication
+with Backpropagation", CommNet §4.2; Das et al. 2019, TarMAC §5.2).
+
+Two one-way roads cross in the middle of a `size`×`size` grid: route 0 runs left→right
+along the middle row, route 1 top→bottom along the middle column. There are `max_cars`
+agent slots; a slot is inactive until a car enters through it and again once its car has
+driven off the end of its road.
+
+One step, in this order (the order of the CommNet / IC3Net implementation):
+
+1. every car in the system ages, τ ← τ + 1, and applies its action: gas (0) advances one
+   cell along its route, brake (1) stays; a car that advances past the road end leaves and
+   frees its slot;
+2. arrivals: for route 0 then route 1, with probability `add_rate` a new car (τ = 0) enters
+   at the road's first cell through the lowest free slot, if one is free;
+3. collisions: a car collides when two or more cars share its cell;
+4. team reward r = Σ_cars (−0.01·τ) + Σ_colliding cars (−10): every car involved in a
+   collision pays the penalty, so two cars in one cell cost −20.
+
+The episode always lasts `episode_limit` steps (20) and then terminates (it is not a
+truncation: surviving the horizon is the task); it is won when no collision happened in it.
+
+Observation of car i (zero for an inactive slot): a 3×3 window around the car with two
+channels, the number of other cars in each cell and whether the cell is road (cells outside
+the grid are 0 on both), then its route one-hot, τ / episode_limit and its (row, col)
+divided by size − 1. An inactive slot's only available action is brake (index 1).
+
+State: the car count of every grid cell, then per slot the active flag, (row, col) / (size −
+1), route one-hot and τ / episode_limit (zeros for an inactive slot).
+
+The random numbers of a step (one uniform per route and episode) come from
+`_draw_arrivals`, so that a reference implementation can be fed the very same draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from arena.core import ScenarioError, ScenarioSpec, VecEnv
+
+GAS, BRAKE = 0, 1
+N_ROUTES = 2
+
+
+@dataclass(frozen=True)
+class TrafficJunctionConfig:
+    add_rate: float = 0.3
+    """Probability per step and per route that a car arrives (if a slot is free)."""
+    max_cars: int = 5
+    """Agent slots: the most cars in the system at once."""
+    size: int = 7
+    """Side of the square grid; odd, so that the roads meet in the middle cell."""
+    episode_limit: int = 20
+    time_penalty: float = -0.01
+    """Reward per car and step, multiplied by the car's age τ."""
+    crash_penalty: float = -10.0
+    """Reward per car involved in a collision."""
+
+    def validate(self) -> None:
+        if not 0.0 <= self.add_rate <= 1.0:
+            raise ScenarioError(f"add_rate must lie in [0, 1], got {self.add_rate}")
+        if self.max_cars < 1:
+            raise ScenarioError(f"max_cars must be at least 1, got {self.max_cars}")
+        if self.size < 3 or self.size % 2 == 0:
+            raise ScenarioError(f"size must be odd and at least 3, got {self.size}")
+        if self.episode_limit < 1:
+            raise ScenarioError(f"episode_limit must be at least 1, got {self.episode_limit}")
+
+    @property
+    def window_cells(self) -> int:
+        return 9
+
+    @property
+    def obs_dim(self) -> int:
+        return 2 * self.window_cells + N_ROUTES + 1 + 2
+
+    @property
+    def state_dim(self) -> int:
+        return self.size * self.size + self.max_cars * (1 + 2 + N_ROUTES + 1)
+
+
+def route_cells(size: int) -> list[list[tuple[int, int]]]:
+    """The cells (row, col) of each route, in driving order."""
+    mid = size // 2
+    return [[(mid, c) for c in range(size)], [(r, mid) for r in range(size)]]
+
+
+class TrafficJunction(VecEnv):
+    def __init__(
+        self,
+        batch_size: int,
+        device: str | torch.device = "cpu",
+        auto_reset: bool = False,
+        debug: bool = False,
+        **options,
+    ):
+        super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
+        known = set(TrafficJunctionConfig.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ScenarioError(
+                f"unknown tj_easy option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        self.cfg = cfg = TrafficJunctionConfig(**options)
+        cfg.validate()
+        self.spec = ScenarioSpec(
+            name="tj_easy",
+            n_agents=cfg.max_cars,
+            obs_dim=cfg.obs_dim,
+            state_dim=cfg.state_dim,
+            n_actions=2,
+            episode_limit=cfg.episode_limit,
+            messages=True,
+            family="traffic_junction",
+            description=(
+                f"traffic junction (easy): {cfg.size}x{cfg.size} grid, two one-way roads, "
+                f"up to {cfg.max_cars} cars, add rate {cfg.add_rate}, {cfg.episode_limit} steps"
+            ),
+        )
+        S, dev = cfg.size, self.device
+        self.path_len = S
+        cells = route_cells(S)
+        # Flat cell index of each (route, progress): [2, S]
+        self._path = torch.tensor([[r * S + c for r, c in rc] for rc in cells], device=dev)
+        self._path_rc = torch.tensor(cells, device=dev)  # [2, S, 2]
+        # Window lookups happen on the grid padded by one cell on each side.
+        P = S + 2
+        road = torch.zeros(P, P, device=dev)
+        road[S // 2 + 1, 1 : S + 1] = 1.0
+        road[1 : S + 1, S // 2 + 1] = 1.0
+        self._road_pad = road.flatten()  # [P*P]
+        d = torch.tensor([-1, 0, 1], device=dev)
+        self._win_off = (d.view(3, 1) * P + d.view(1, 3)).flatten()  # [9]
+
+        B, N = self.B, cfg.max_cars
+        self.alive = torch.zeros(B, N, dtype=torch.bool, device=dev)
+        self.route = torch.zeros(B, N, dtype=torch.long, device=dev)
+        self.prog = torch.zeros(B, N, dtype=torch.long, device=dev)  # cells travelled
+        self.tau = torch.zeros(B, N, dtype=torch.long, device=dev)
+        self.crashed = torch.zeros(B, dtype=torch.bool, device=dev)  # any collision so far
+
+    # -- randomness ----------------------------------------------------------------------------
+    def _draw_arrivals(self) -> torch.Tensor:
+        """One uniform per episode and route, drawn for every row so draws stay in lockstep."""
+        return self.rand(self.B, N_ROUTES)  # [B, 2]
+
+    # -- dynamics ------------------------------------------------------------------------------
+    def _arrive(self, rows: torch.Tensor) -> None:
+        u = self._draw_arrivals()  # [B, 2]
+        N = self.cfg.max_cars
+        for r in range(N_ROUTES):  # route 0 is served first, as in the reference
+            free = ~self.alive  # [B, N]
+            add = rows & (u[:, r] < self.cfg.add_rate) & free.any(-1)
+            slot = free.float().argmax(-1)  # lowest free slot
+            new = torch.nn.functional.one_hot(slot, N).bool() & add.unsqueeze(-1)  # [B, N]
+            self.alive |= new
+            self.route = torch.where(new, r, self.route)
+            self.prog = torch.where(new, 0, self.prog)
+            self.tau = torch.where(new, 0, self.tau)
+
+    def _cells(self) -> torch.Tensor:
+        return self._path[self.route, self.prog]  # [B, N] flat cell of each slot
+
+    def _occupancy(self, cells: torch.Tensor) -> torch.Tensor:
+        S = self.cfg.size
+        occ = torch.zeros(self.B, S * S, device=self.device)
+        return occ.scatter_add_(1, cells, self.alive.float())  # [B, S*S] car counts
+
+    def _reset_rows(self, rows: torch.Tensor) -> None:
+        keep = ~rows.unsqueeze(-1)
+        self.alive &= keep
+        self.route = torch.where(keep, self.route, 0)
+        self.prog = torch.where(keep, self.prog, 0)
+        self.tau = torch.where(keep, self.tau, 0)
+        self._arrive(rows)
+        # The two roads start in different cells, so the cars placed at reset never collide.
+        self.crashed &= ~rows
+
+    def _step_active(self, actions: torch.Tensor, active: torch.Tensor):
+        cfg = self.cfg
+        moving = self.alive & active.unsqueeze(-1)  # [B, N]
+        gas = moving & (actions == GAS)
+        self.tau = torch.where(moving, self.tau + 1, self.tau)
+        self.prog = torch.where(gas, self.prog + 1, self.prog)
+        left = gas & (self.prog >= self.path_len)
+        self.alive &= ~left
+        self.route = torch.where(left, 0, self.route)
+        self.prog = torch.where(left, 0, self.prog)
+        self.tau = torch.where(left, 0, self.tau)
+        self._arrive(active)
+
+        cells = self._cells()
+        here = self._occupancy(cells).gather(1, cells)  # [B, N] cars in each car's cell
+        collided = self.alive & (here >= 2) & active.unsqueeze(-1)
+        per_car = cfg.time_penalty * self.tau.float() + cfg.crash_penalty * collided.float()
+        reward = (per_car * self.alive.float()).sum(-1)  # [B]
+        self.crashed |= collided.any(-1)
+        terminated = active & (self.t + 1 >= cfg.episode_limit)
+        won = ~self.crashed
+        info = {
+            "collisions": collided.sum(-1).float(),
+            "cars": self.alive.sum(-1).float(),
+        }
+        return reward, terminated, won, info
+
+    # -- views ---------------------------------------------------------------------------------
+    def _observe(self):
+        cfg = self.cfg
+        B, N, S, P = self.B, cfg.max_cars, cfg.size, cfg.size + 2
+        alive = self.alive.float().unsqueeze(-1)  # [B, N, 1]
+        cells = self._cells()
+        occ = self._occupancy(cells)  # [B, S*S]
+        occ_pad = torch.zeros(B, P, P, device=self.device)
+        occ_pad[:, 1 : S + 1, 1 : S + 1] = occ.view(B, S, S)
+        rc = self._path_rc[self.route, self.prog]  # [B, N, 2]
+        centre = (rc[..., 0] + 1) * P + (rc[..., 1] + 1)  # [B, N] flat padded cell
+        win = centre.unsqueeze(-1) + self._win_off  # [B, N, 9]
+        cars = occ_pad.view(B, P * P).gather(1, win.view(B, N * 9)).view(B, N, 9)
+        cars[..., 4] -= 1.0  # the car itself is not an "other car"
+        road = self._road_pad[win]  # [B, N, 9]
+        route = torch.nn.functional.one_hot(self.route, N_ROUTES).float()  # [B, N, 2]
+        tau = self.tau.float().unsqueeze(-1) / cfg.episode_limit  # [B, N, 1]
+        pos = rc.float() / (S - 1)  # [B, N, 2]
+        obs = torch.cat([cars, road, route, tau, pos], -1) * alive  # [B, N, obs_dim]
+
+        per_slot = torch.cat([alive, pos, route, tau], -1) * alive  # [B, N, 6]
+        state = torch.cat([occ, per_slot.flatten(1)], -1)  # [B, state_dim]
+
+        avail = torch.ones(B, N, 2, dtype=torch.bool, device=self.device)
+        avail[..., GAS] = self.alive
+        return obs, state, avail

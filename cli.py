@@ -1,0 +1,413 @@
+"""`arena`: the command line of marl-arena. Thin: parse, call the packages, print.
+
+Every library error becomes one line on stderr and exit code 2; `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+EXIT_USAGE = 2
+
+
+@dataclass
+class Ctx:
+    league: Path
+    json: bool
+    quiet: bool
+    device: str
+    lock_timeout: float
+    debug: bool
+
+    def open(self, mode: str = "r"):
+        from store import League
+
+        return League(self.league, mode=mode, lock_timeout=self.lock_timeout)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes whose message is meant for the user (imported lazily: fast --help)."""
+    from arena.core import ScenarioError
+    from policies.kinds import KindError
+    from store import StoreError
+
+    errors: list[type[BaseException]] = [StoreError, ScenarioError, KindError]
+    for module, name in (
+        ("solvers.meta", "SolverError"),
+        ("policies.errors", "PolicyError"),
+        ("arena.errors", "ArenaError"),
+    ):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+class ArenaGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            debug = bool(ctx.obj and ctx.obj.debug) or os.environ.get("ARENA_DEBUG") == "1"
+            if debug:
+                raise
+            if isinstance(exc, _user_errors()):
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                click.echo(f"error: {msg}", err=True)
+            else:
+                click.echo(
+                    f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)", err=True
+                )
+            sys.exit(EXIT_USAGE)
+
+
+def emit(ctx: Ctx, data, human=None) -> None:
+    """Print `data` as JSON under --json, else call `human()` (or print data)."""
+    if ctx.json:
+        click.echo(json.dumps(data, indent=2, default=_json_default))
+    elif human is not None:
+        human()
+    elif not ctx.quiet:
+        click.echo(data)
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def json_option(f):
+    """`--json` on a listing command (the global `arena --json` works too)."""
+
+    def callback(ctx: click.Context, _param, value):
+        if value:
+            ctx.find_object(Ctx).json = True
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=callback,
+        help="Print machine-readable JSON.",
+    )(f)
+
+
+@click.group(cls=ArenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--league", type=click.Path(dir_okay=False, path_type=Path), envvar="ARENA_LEAGUE",
+    default="league.h5", show_default=True, help="League file (env ARENA_LEAGUE).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="Where rollouts and training run.",
+)
+@click.option(
+    "--lock-timeout", type=float, default=30.0, show_default=True,
+    help="Seconds to wait for another process holding the league.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def main(ctx, league, as_json, quiet, device, lock_timeout, debug):
+    """A game-theoretic arena for attacks and defences in cooperative MARL.
+
+    \b
+    Examples:
+      arena init --starter
+      arena ls --role attacker
+      arena add-policy fgsm --kind fgsm --param eps=0.2
+      arena play qmix_fgsm vs pa_ad
+      arena matrix --scenario 3m
+      arena solve --method lp
+    """
+    ctx.obj = Ctx(league, as_json, quiet, device, lock_timeout, debug)
+
+
+# -- league -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--force", is_flag=True, help="Replace an existing league (its data is lost).")
+@click.option("--starter", is_flag=True, help="Start from the shipped starter league.")
+@click.pass_obj
+def init(ctx: Ctx, force: bool, starter: bool):
+    """Create a new, empty league file.
+
+    \b
+    Example:
+      arena --league my.h5 init
+    """
+    from store import League, StoreError
+
+    if starter:
+        from policies.starter import copy_starter_league
+
+        if ctx.league.exists():
+            raise StoreError(f"{ctx.league} already exists; the starter league never overwrites one")
+        copy_starter_league(ctx.league)
+    else:
+        League.create(ctx.league, force=force)
+    emit(ctx, {"league": str(ctx.league), "created": True},
+         lambda: click.echo(f"created league {ctx.league}"))
+
+
+def _info_dict(info) -> dict:
+    return {
+        "ref": info.ref, "name": info.name, "version": info.version, "versions": info.versions,
+        "role": info.role, "kind": info.kind, "scenario": info.scenario,
+        "n_params": info.n_params, "retired": info.retired, "created": info.created,
+        "sha256": info.sha256, "config": info.config, "provenance": info.provenance,
+    }
+
+
+@main.command("ls")
+@click.option("--role", type=click.Choice(["defender", "attacker"]))
+@click.option("--kind")
+@click.option("--scenario")
+@click.option("--all", "show_all", is_flag=True, help="Every version and retired policies too.")
+@json_option
+@click.pass_obj
+def ls_(ctx: Ctx, role, kind, scenario, show_all):
+    """List the policies of the league.
+
+    \b
+    Examples:
+      arena ls
+      arena ls --role attacker --json
+    """
+    with ctx.open("r") as lg:
+        infos = lg.list(role=role, kind=kind, scenario=scenario,
+                        include_retired=show_all, all_versions=show_all)
+    rows = [_info_dict(i) for i in infos]
+
+    def human():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{ctx.league}: {len(rows)} policies")
+        for col in ("policy", "role", "kind", "scenario", "params", "versions", "created"):
+            table.add_column(col)
+        for r in rows:
+            name = r["ref"] + (" (retired)" if r["retired"] else "")
+            table.add_row(name, r["role"], r["kind"], r["scenario"], f"{r['n_params']:,}",
+                          str(r["versions"]), r["created"][:19])
+        Console().print(table)
+
+    emit(ctx, rows, human)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw the training curve kept in the provenance to this PNG.")
+@json_option
+@click.pass_obj
+def show(ctx: Ctx, ref, plot):
+    """Show one policy: config, provenance, parameter count and matches played.
+
+    \b
+    Examples:
+      arena show qmix
+      arena show qmix@v2 --json
+    """
+    with ctx.open("r") as lg:
+        info = lg.info(ref)
+        played = [m for m in lg.matches() if info.ref in (m.defender, m.attacker)]
+    data = _info_dict(info)
+    data["matches"] = len(played)
+    data["episodes"] = int(sum(m.episodes for m in played))
+    if plot:
+        from policies.plots import plot_training_curve
+
+        plot_training_curve(info.provenance, plot, title=info.ref)
+        data["plot"] = str(plot)
+
+    def human():
+        click.echo(f"{info.ref}  role={info.role} kind={info.kind} scenario={info.scenario}"
+                   f"{'  RETIRED' if info.retired else ''}")
+        click.echo(f"  parameters: {info.n_params:,}   versions: {info.versions}   "
+                   f"matches: {data['matches']} ({data['episodes']} episodes)")
+        click.echo(f"  sha256: {info.sha256}")
+        click.echo("  config: " + json.dumps(info.config, sort_keys=True))
+        prov = {k: v for k, v in info.provenance.items() if k != "curve"}
+        click.echo("  provenance: " + json.dumps(prov, sort_keys=True))
+        if plot:
+            click.echo(f"  curve drawn to {plot}")
+
+    emit(ctx, data, human)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--purge", is_flag=True, help="Delete the data for good instead of hiding it.")
+@click.pass_obj
+def retire(ctx: Ctx, ref, purge):
+    """Hide a policy from listings and tables (data kept unless --purge).
+
+    \b
+    Example:
+      arena retire fgsm@v1
+    """
+    with ctx.open("a") as lg:
+        resolved = lg.resolve(ref) if "@" in ref else ref
+        lg.purge(ref) if purge else lg.retire(ref)
+    verb = "purged" if purge else "retired"
+    emit(ctx, {"ref": resolved, verb: True}, lambda: click.echo(f"{verb} {resolved}"))
+
+
+@main.command("add-policy")
+@click.argument("name")
+@click.option("--kind", "kind_name", required=True, help="Policy kind (see `arena kinds`).")
+@click.option("--role", type=click.Choice(["defender", "attacker"]),
+              help="Defaults to the kind's role.")
+@click.option("--scenario", default=None, help="Scenario the policy is for (default: any).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Kind parameter; repeatable.")
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Weights: .safetensors, a torch state dict, or a PyMARL agent.th.")
+@click.pass_obj
+def add_policy(ctx: Ctx, name, kind_name, role, scenario, params, source):
+    """Add a policy version to the league (a new version if NAME exists).
+
+    \b
+    Examples:
+      arena add-policy fgsm --kind fgsm --param eps=0.2
+      arena add-policy pgd10 --kind pgd --param eps=0.1 --param steps=10 --param norm=l2
+      arena add-policy qmix_pymarl --kind qmix --scenario 3m --from agent.th
+    """
+    from policies.build import build_policy_record
+
+    rec = build_policy_record(name, kind_name, role=role, scenario=scenario,
+                              params=params, source=source)
+    with ctx.open("a") as lg:
+        ref = lg.add_policy(**rec)
+    emit(ctx, {"ref": ref, **{k: rec[k] for k in ("role", "kind", "scenario", "config")}},
+         lambda: click.echo(f"added {ref}"))
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def kinds(ctx: Ctx):
+    """List the policy kinds and their parameters."""
+    from policies.kinds import KINDS
+
+    rows = [{"kind": k.name, "role": k.role, "surface": k.surface, "learned": k.learned,
+             "description": k.description,
+             "params": [{"name": p.name, "type": p.type, "default": p.default, "low": p.low,
+                         "high": p.high, "choices": list(p.choices), "help": p.help}
+                        for p in k.params]}
+            for k in KINDS.values()]
+
+    def human():
+        for k in KINDS.values():
+            click.echo(f"{k.name:10} {k.role:9} {k.surface:12} {k.description}")
+            for p in k.params:
+                click.echo(f"{'':12}{p.describe()}")
+
+    emit(ctx, rows, human)
+
+
+# -- scenarios and benchmarks -----------------------------------------------------------------
+@main.command()
+@json_option
+@click.pass_obj
+def scenarios(ctx: Ctx):
+    """List the scenarios with their shapes.
+
+    \b
+    Example:
+      arena scenarios --json
+    """
+    from arena.core import ScenarioError
+    from arena.scenarios import REGISTRY, spec
+
+    rows = []
+    for name in REGISTRY:
+        try:
+            rows.append(spec(name).as_dict())
+        except ScenarioError as exc:
+            rows.append({"name": name, "unavailable": str(exc)})
+
+    def human():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="scenarios")
+        for col in ("name", "agents", "obs", "state", "actions", "limit", "messages", "family"):
+            table.add_column(col)
+        for r in rows:
+            if "unavailable" in r:
+                table.add_row(r["name"], "-", "-", "-", "-", "-", "-", r["unavailable"])
+                continue
+            table.add_row(r["name"], str(r["n_agents"]), str(r["obs_dim"]), str(r["state_dim"]),
+                          str(r["n_actions"]), str(r["episode_limit"]),
+                          "yes" if r["messages"] else "no", r["family"])
+        Console().print(table)
+
+    emit(ctx, rows, human)
+
+
+@main.group()
+def bench():
+    """Benchmarks that print ratios measured in one run."""
+
+
+@bench.command("env")
+@click.option("--scenario", "scenario_names", default="pp7,3m", show_default=True,
+              help="Comma-separated scenarios.")
+@click.option("--batch", default="1,64,1024,4096", show_default=True,
+              help="Comma-separated batch sizes.")
+@click.option("--steps", default=200, show_default=True, help="Steps timed per batch size.")
+@json_option
+@click.pass_obj
+def bench_env(ctx: Ctx, scenario_names, batch, steps):
+    """Env-steps/s per batch size and the speed-up over batch 1.
+
+    \b
+    Example:
+      arena bench env --scenario pp7,3m --batch 1,64,1024,4096
+    """
+    from arena.bench import bench_env as run_bench
+    from arena.core import resolve_device
+
+    device = resolve_device(ctx.device)
+    sizes = [int(b) for b in batch.split(",") if b.strip()]
+    rows = []
+    for name in [s.strip() for s in scenario_names.split(",") if s.strip()]:
+        rows += run_bench(name, sizes, device=device, steps=steps)
+
+    def human():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"env-steps/s on {device}")
+        for col in ("scenario", "batch", "env-steps/s", "× batch 1"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(r["scenario"], str(r["batch"]), f"{r['env_steps_per_s']:,.0f}",
+                          f"{r['speedup']:.1f}")
+        Console().print(table)
+
+    emit(ctx, rows, human)
+
+
+if __name__ == "__main__":
+    main()

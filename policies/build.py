@@ -1,0 +1,58 @@
+"""From command-line input to a league record: kind, role, scenario, config, weights."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from policies.kinds import KindError, get_kind, parse_param_pairs
+
+
+def code_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("marl-arena")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0+unknown"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def base_provenance(**fields) -> dict:
+    prov = {"parent": None, "trained_against": None, "steps": 0, "seed": None,
+            "code_version": code_version(), "created": now_iso()}
+    prov.update(fields)
+    return prov
+
+
+def build_policy_record(name: str, kind_name: str, role: str | None = None,
+                        scenario: str | None = None, params=(), source: Path | None = None) -> dict:
+    """Check everything and return the keyword arguments of `League.add_policy`."""
+    kind = get_kind(kind_name)
+    if role is not None and role != kind.role:
+        raise KindError(f"kind {kind.name!r} is a {kind.role}, not a {role}")
+    config = kind.make_config(parse_param_pairs(params))
+    weights: dict = {}
+    scenario = scenario or "any"
+    if kind.learned:
+        if source is None:
+            raise KindError(
+                f"kind {kind.name!r} is learned: give weights with --from FILE, "
+                f"or train one with `arena train`"
+            )
+        from policies.team_import import import_team
+
+        config, weights = import_team(kind.name, scenario, source)
+    elif source is not None:
+        raise KindError(f"kind {kind.name!r} takes no weights; drop --from")
+    if scenario != "any":
+        from arena.scenarios import REGISTRY
+
+        if scenario not in REGISTRY:
+            raise KindError(f"unknown scenario {scenario!r}; known: {', '.join(REGISTRY)}")
+    prov = base_provenance(source=str(source) if source else None)
+    return {"name": name, "role": kind.role, "kind": kind.name, "scenario": scenario,
+            "config": config, "weights": weights, "provenance": prov}

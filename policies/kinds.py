@@ -1,0 +1,191 @@
+"""The registry of policy kinds: what each kind is, its role, and its declared parameters.
+
+A kind declares every parameter with a type, a default and a valid range, so that
+`arena add-policy NAME --kind K --param key=value` can check input before anything is
+stored, and so that a stored config can be validated when it is loaded again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("defender", "attacker")
+
+
+class KindError(ValueError):
+    """Unknown kind, unknown parameter or value out of range (one line for the user)."""
+
+
+def parse_targets(raw: Any) -> str | int | list[int]:
+    """Which agents an attack touches: "all", a count ("2": the first two), or indices ("0,2")."""
+    if isinstance(raw, (list, tuple)):
+        idx = [int(i) for i in raw]
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        idx = None
+        count = raw
+    else:
+        text = str(raw).strip().lower()
+        if text == "all":
+            return "all"
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        parts = [p for p in text.replace(" ", "").split(",") if p]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise KindError(f"targets must be 'all', a count like 2, or indices like 0,2; got {raw!r}")
+        if len(parts) == 1 and "," not in text:
+            idx, count = None, int(parts[0])
+        else:
+            idx = [int(p) for p in parts]
+    if idx is not None:
+        if len(set(idx)) != len(idx) or min(idx) < 0:
+            raise KindError(f"target indices must be distinct and non-negative; got {idx}")
+        return sorted(idx)
+    if count < 1:
+        raise KindError(f"targets count must be at least 1; got {count}")
+    return count
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # "float" | "int" | "bool" | "choice" | "targets" | "str"
+    default: Any
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def parse(self, raw: Any) -> Any:
+        try:
+            if self.type == "float":
+                value: Any = float(raw)
+            elif self.type == "int":
+                value = int(raw)
+            elif self.type == "bool":
+                value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+                if not isinstance(raw, bool) and str(raw).lower() not in (
+                    "1", "0", "true", "false", "yes", "no", "on", "off"
+                ):
+                    raise ValueError
+            elif self.type == "targets":
+                return parse_targets(raw)
+            elif self.type == "choice":
+                value = str(raw)
+                if value not in self.choices:
+                    raise KindError(
+                        f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}"
+                    )
+                return value
+            else:
+                value = str(raw)
+        except KindError:
+            raise
+        except (TypeError, ValueError):
+            raise KindError(f"{self.name} must be of type {self.type}; got {raw!r}") from None
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise KindError(f"{self.name}={value} is outside its range [{self.low}, {self.high}]")
+        return value
+
+    def describe(self) -> str:
+        rng = ""
+        if self.choices:
+            rng = " (" + "|".join(self.choices) + ")"
+        elif self.low is not None or self.high is not None:
+            rng = f" in [{self.low}, {self.high}]"
+        return f"{self.name}: {self.type}{rng}, default {self.default!r}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    role: str
+    surface: str  # "team" for defenders; "observation", "message", "action", "environment"
+    learned: bool  # needs weights (trained) or is parameter-only
+    description: str
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        valid = ", ".join(p.name for p in self.params) or "none"
+        raise KindError(f"kind {self.name!r} has no parameter {name!r}; valid: {valid}")
+
+    def make_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with `overrides`, every value parsed and range-checked."""
+        config = {p.name: p.default for p in self.params}
+        for key, raw in (overrides or {}).items():
+            config[key] = self.param(key).parse(raw)
+        return config
+
+
+# Budget parameters shared by every observation-surface attack.
+_BUDGET = (
+    Param("eps", "float", 0.2, "perturbation budget on the normalised observation", 0.0, 1.0),
+    Param("norm", "choice", "linf", "norm of the ε-ball", choices=("linf", "l2")),
+    Param("targets", "targets", "all", "attacked agents: all, a count, or indices like 0,2"),
+    Param("freq", "float", 1.0, "fraction of steps attacked", 0.0, 1.0),
+)
+_SURROGATE = Param(
+    "surrogate", "str", "", "black-box access: take gradients of this policy instead of the victim"
+)
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.role not in ROLES:
+        raise KindError(f"kind {kind.name!r} has unknown role {kind.role!r}")
+    KINDS[kind.name] = kind
+    return kind
+
+
+register(Kind("none", "attacker", "observation", False, "no attack (the clean column)"))
+register(Kind("random", "attacker", "observation", False, "uniform noise in the ε-ball", _BUDGET))
+register(
+    Kind(
+        "fgsm",
+        "attacker",
+        "observation",
+        False,
+        "fast gradient sign method against the defender's greedy action",
+        _BUDGET + (_SURROGATE,),
+    )
+)
+register(
+    Kind(
+        "pgd",
+        "attacker",
+        "observation",
+        False,
+        "projected gradient descent: k signed-gradient steps projected onto the ε-ball",
+        _BUDGET
+        + (
+            Param("steps", "int", 10, "number of gradient steps", 1, 200),
+            Param("step_size", "float", 0.0, "step size (0: 2.5·eps/steps)", 0.0, 1.0),
+            Param("random_start", "bool", True, "start from a random point in the ball"),
+            _SURROGATE,
+        ),
+    )
+)
+register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)"))
+register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)"))
+register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
+
+
+def get_kind(name: str) -> Kind:
+    if name not in KINDS:
+        raise KindError(f"unknown kind {name!r}; valid kinds: {', '.join(sorted(KINDS))}")
+    return KINDS[name]
+
+
+def parse_param_pairs(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`["eps=0.2", "norm=l2"]` → `{"eps": "0.2", "norm": "l2"}` with a clear error on bad syntax."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise KindError(f"--param expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,91 @@
+"""Projected gradient descent attack on a Q-network's observations.
+
+Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks" (ICLR 2018):
+repeat õ ← Π_{B_ε(o)}(õ + α · step(∇_õ ℓ(õ))) for `steps` iterations, where step is the
+sign (L∞) or the per-agent unit-L2 gradient and Π projects back onto the ε-ball.
+
+Objectives ℓ (summed over the batch; one backward pass per iteration for the whole batch):
+- "ce": CE(softmax Q(õ), u) with u the greedy action of the clean observation, as FGSM;
+- "gap": max_{a≠u} Q(õ, a) − Q(õ, u), the Q-gap that the policy regulariser of Guo et al.
+  (2023, §IV-B) maximises in its inner problem.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from policies.fgsm import (
+    QFn,
+    agent_mask_like,
+    check_norm,
+    cross_entropy_per_agent,
+    greedy_actions,
+    normalised_step,
+)
+
+
+def q_gap(q: torch.Tensor, u: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
+    """max_{a≠u} Q(a) − Q(u) per agent: q [B,n,A], u [B,n] → [B,n]."""
+    q_u = q.gather(-1, u.unsqueeze(-1)).squeeze(-1)  # [B, n]
+    others = q.masked_fill(torch.nn.functional.one_hot(u, q.shape[-1]).bool(), -1e9)
+    if avail is not None:
+        others = others.masked_fill(~avail.bool(), -1e9)
+    return others.max(-1).values - q_u
+
+
+def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    n = delta.norm(dim=-1, keepdim=True)
+    return delta * (eps / n.clamp_min(eps))
+
+
+def random_in_ball(
+    shape: torch.Size, eps: float, norm: str, device, generator: torch.Generator | None
+) -> torch.Tensor:
+    if norm == "linf":
+        return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * eps
+    d = torch.randn(shape, generator=generator, device=device)
+    d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    r = torch.rand(*shape[:-1], 1, generator=generator, device=device) ** (1.0 / shape[-1])
+    return d * r * eps
+
+
+def pgd(
+    q_fn: QFn,
+    obs: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    norm: str = "linf",
+    random_start: bool = False,
+    agent_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    avail: torch.Tensor | None = None,
+    objective: str = "ce",
+) -> torch.Tensor:
+    """Perturbed observations [B, n, obs] within the ε-ball around `obs` (no gradient).
+
+    `agent_mask` ([B, n] or [n] bool) selects the attacked agents; `generator` seeds the
+    random start; `avail` restricts the greedy action and the objective to available actions.
+    """
+    check_norm(norm)
+    if objective not in ("ce", "gap"):
+        raise ValueError(f"unknown PGD objective {objective!r}; known: ce, gap")
+    obs = obs.detach()
+    mask = agent_mask_like(agent_mask, obs)  # [B, n, 1]
+    with torch.no_grad():
+        u = greedy_actions(q_fn(obs), avail)  # [B, n]
+    delta = torch.zeros_like(obs)
+    if random_start:
+        delta = random_in_ball(obs.shape, eps, norm, obs.device, generator) * mask
+    for _ in range(steps):
+        x = (obs + delta).requires_grad_(True)
+        q = q_fn(x)
+        if objective == "ce":
+            loss = cross_entropy_per_agent(q, u, avail).sum()
+        else:
+            loss = q_gap(q, u, avail).sum()
+        (grad,) = torch.autograd.grad(loss, x)
+        delta = project(delta + step_size * normalised_step(grad, norm), eps, norm) * mask
+    return (obs + delta).detach()
