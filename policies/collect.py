@@ -62,6 +62,8 @@ def collect_episodes(
     perturb: Perturb | None = None,
 ) -> tuple[dict[str, torch.Tensor], EpisodeStats]:
     """Play env.B episodes to the end; return the padded episode batch and its statistics."""
+    if env.auto_reset:
+        raise ValueError("collect_episodes needs an environment built with auto_reset=False")
     spec = env.spec
     B, T = env.B, spec.episode_limit
     dev = env.device

@@ -45,6 +45,8 @@ class RDConfig:
     """Average over the last N strategies only (None: the whole trajectory; 1: last iterate)."""
     normalise: bool = True
     """Map M affinely to [0, 1] before running the dynamics (see the module docstring)."""
+    initial: tuple | None = None
+    """Starting mixtures (p [D], q [A]); None: uniform for both, as in OpenSpiel."""
     use_approx: bool = False
     """OpenSpiel's approximate projection (clip at gamma and renormalise) instead of the exact one."""
 
@@ -70,8 +72,17 @@ def replicator(M: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray]:
     except ImportError:
         raise SolverError(OPENSPIEL_MISSING) from None
     T = normalise_table(M) if cfg.normalise else M
+    initial = None
+    if cfg.initial is not None:
+        if len(cfg.initial) != 2:
+            raise SolverError("rd option initial must be a pair (p [D], q [A])")
+        initial = [
+            clean_mixture(cfg.initial[0], M.shape[0], "initial defender"),
+            clean_mixture(cfg.initial[1], M.shape[1], "initial attacker"),
+        ]
     p, q = prd.projected_replicator_dynamics(
         [T, -T],
+        prd_initial_strategies=initial,
         prd_iterations=int(cfg.iterations),
         prd_dt=float(cfg.dt),
         prd_gamma=float(cfg.gamma),

@@ -1,0 +1,186 @@
+"""Greedy evaluation of many (defender, attacker) pairs in one vectorised batch.
+
+Row b of the batch is one episode played by defender member `team_of[b]` under attacker
+`attacker_of[b]`. Per step (the observation surface of DESIGN.md's sketch):
+
+    seen  = attacker_k.perturb(obs[rows_k])   for each attacker k, on its rows at once
+    q, h  = team.q_values(seen, h, last)      one stacked call for every row
+    a     = greedy(q, avail)
+    ts    = env.step(a)
+
+Arena defines the small protocols a player meets and never imports a concrete policy.
+Randomness of players (random noise, PGD starts, attack frequency, mixture draws) comes
+from per-episode streams (`arena.core.uniform_from`), so a row's episode is the same whether
+it is played alone or inside a batch of thousands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from arena.core import mix64, uniform_from
+from arena.scenarios import make
+
+QFn = Callable[[torch.Tensor], torch.Tensor]  # obs [R, n, o] -> Q [R, n, A]
+
+
+class Team(Protocol):
+    """Stacked defenders: member m's parameters act on the rows whose member index is m."""
+
+    n_members: int
+
+    def initial_state(self, rows: int, device) -> torch.Tensor: ...
+
+    def q_values(
+        self, obs: torch.Tensor, hidden: torch.Tensor, last_action: torch.Tensor,
+        member: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class AttackContext:
+    """What an observation attacker may use for its rows (R of them)."""
+
+    q_fn: QFn  # the victim's (or a surrogate's) Q on these rows, differentiable in obs
+    avail: torch.Tensor  # [R, n, A]
+    state: torch.Tensor  # [R, state_dim]
+    t: int  # step index within the episode batch
+    rand: Callable[..., torch.Tensor]  # rand(*shape) -> [R, *shape], per-episode streams
+    rows: torch.Tensor  # [R] indices into the batch (for stateful attackers)
+
+
+class ObservationAttacker(Protocol):
+    def reset(self, rows: int, device) -> None: ...
+
+    def perturb(self, obs: torch.Tensor, ctx: AttackContext) -> torch.Tensor: ...
+
+
+@dataclass
+class EpisodeStats:
+    returns: torch.Tensor  # [B]
+    wins: torch.Tensor  # [B] bool
+    lengths: torch.Tensor  # [B] long
+    cost: torch.Tensor  # [B] mean perturbation norm per attacked step
+
+
+def greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    return q.masked_fill(~avail, float("-inf")).argmax(-1)
+
+
+def episode_seeds(seed: int, first: int, count: int, device=None) -> torch.Tensor:
+    """Seeds of episodes first..first+count-1 of a cell seeded with `seed`: shared by every
+    cell (common random numbers), so defenders and attackers face the same starting states."""
+    idx = torch.arange(first, first + count, dtype=torch.long, device=device)
+    return mix64(mix64(torch.full_like(idx, int(seed))) + idx * 0x2545F4914F6CDD1D)
+
+
+_SALT_ATTACK, _SALT_FREQ = 0x51ED27, 0x7A11CE
+
+
+def play(
+    scenario: str,
+    team: Team,
+    team_of: torch.Tensor,
+    attackers: list,
+    attacker_of: torch.Tensor,
+    seeds: torch.Tensor,
+    device="cpu",
+    freq: list[float] | None = None,
+    surrogates: dict[int, tuple[Team, torch.Tensor]] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> EpisodeStats:
+    """Play B = len(seeds) greedy episodes; row b: member team_of[b] vs attackers[attacker_of[b]].
+
+    `freq[k]` is the fraction of steps attacker k acts (drawn per episode and step).
+    `surrogates[k] = (team, member index [B])` gives attacker k black-box access: its gradients
+    come from that team instead of the victim.
+    """
+    device = torch.device(device)
+    B = len(seeds)
+    seeds = seeds.to(device)
+    team_of, attacker_of = team_of.to(device), attacker_of.to(device)
+    env = make(scenario, B, device=device)
+    n, A = env.spec.n_agents, env.spec.n_actions
+    ts = env.reset(seeds=seeds)
+    hidden = team.initial_state(B, device)
+    last = torch.zeros(B, n, A, device=device)
+    ret = torch.zeros(B, device=device)
+    length = torch.zeros(B, dtype=torch.long, device=device)
+    cost_sum = torch.zeros(B, device=device)
+    cost_n = torch.zeros(B, device=device)
+    groups = [(k, (attacker_of == k).nonzero().flatten()) for k in range(len(attackers))]
+    groups = [(k, rows) for k, rows in groups if len(rows)]
+    sur_hidden = {k: s[0].initial_state(B, device) for k, s in (surrogates or {}).items()}
+    for k, rows in groups:
+        attackers[k].reset(len(rows), device)
+    t = 0
+    while not bool(ts.done.all()):
+        active = ~ts.done
+        seen = ts.obs.clone()
+        for k, rows in groups:
+            rows = rows[active[rows]]
+            if len(rows) == 0:
+                continue
+            if freq is not None and freq[k] < 1.0:
+                u = uniform_from(seeds[rows] ^ _SALT_FREQ, t, ()).view(-1)
+                rows = rows[u < freq[k]]
+                if len(rows) == 0:
+                    continue
+            if surrogates and k in surrogates:
+                sur, sur_of = surrogates[k]
+                h_rows, member = sur_hidden[k][rows], sur_of[rows]
+                q_fn = _q_fn(sur, h_rows, last[rows], member)
+            else:
+                q_fn = _q_fn(team, hidden[rows], last[rows], team_of[rows])
+            ctx = AttackContext(
+                q_fn=q_fn, avail=ts.avail[rows], state=ts.state[rows], t=t, rows=rows,
+                rand=Streams(seeds[rows] ^ (_SALT_ATTACK + k), t),
+            )
+            with torch.enable_grad():
+                pert = attackers[k].perturb(ts.obs[rows], ctx)
+            pert = pert.detach()
+            delta = (pert - ts.obs[rows]).flatten(1)
+            cost_sum[rows] += delta.abs().amax(1) if _norm(attackers[k]) == "linf" else delta.norm(dim=1)
+            cost_n[rows] += 1
+            seen[rows] = pert
+        with torch.no_grad():
+            q, hidden = team.q_values(seen, hidden, last, team_of)
+            for k, (sur, sur_of) in (surrogates or {}).items():
+                _, sur_hidden[k] = sur.q_values(seen, sur_hidden[k], last, sur_of)
+        actions = greedy(q, ts.avail)
+        last = torch.nn.functional.one_hot(actions, A).float()
+        ts = env.step(actions)
+        ret += ts.reward
+        length += active.long()
+        t += 1
+        if on_step is not None:
+            on_step(t, int(ts.done.sum()))
+    return EpisodeStats(
+        returns=ret.cpu(), wins=ts.won.cpu(), lengths=length.cpu(),
+        cost=(cost_sum / cost_n.clamp(min=1)).cpu(),
+    )
+
+
+class Streams:
+    """rand(*shape) -> [R, *shape] uniforms, one stream per row; each call draws afresh."""
+
+    def __init__(self, seeds: torch.Tensor, t: int):
+        self.seeds, self.base, self.calls = seeds, t << 16, 0
+
+    def __call__(self, *shape: int) -> torch.Tensor:
+        self.calls += 1
+        return uniform_from(self.seeds, self.base + self.calls, tuple(shape))
+
+
+def _q_fn(team: Team, hidden, last, member) -> QFn:
+    def q_fn(obs: torch.Tensor) -> torch.Tensor:
+        return team.q_values(obs, hidden, last, member)[0]
+
+    return q_fn
+
+
+def _norm(attacker) -> str:
+    return getattr(attacker, "norm", "linf")

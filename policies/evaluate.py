@@ -1,0 +1,102 @@
+"""Matches and payoff tables from the league: plan, load the players, play once, commit once.
+
+The league is held only to read what is there and to write the results: the rollout itself
+runs with the file closed, so other readers are never kept waiting for a whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from arena import payoff as pay
+from arena.core import resolve_device
+from arena.rollout import EpisodeStats
+from policies.build import code_version
+from policies.errors import PolicyError
+from policies.lineup import build_lineup
+
+NONE_ATTACKER = "none"
+
+
+@dataclass
+class FillResult:
+    table: object  # store.PayoffTable after filling
+    cells: list  # the cells that were run (arena.payoff.Cell)
+    episodes_run: int
+    seconds: float
+
+
+def ensure_none_attacker(lg) -> str:
+    """The no-attack column is a league policy like any other; add it on first use."""
+    from policies.build import build_policy_record
+
+    names = {i.name for i in lg.list(role="attacker", include_retired=True)}
+    if NONE_ATTACKER not in names:
+        return lg.add_policy(**build_policy_record(NONE_ATTACKER, "none"))
+    return lg.resolve(NONE_ATTACKER)
+
+
+def default_players(lg, scenario: str) -> tuple[list[str], list[str]]:
+    """Every live defender made for `scenario` (mixtures included) and every attacker usable on
+    it, the no-attack column first."""
+    defenders = [i.ref for i in lg.list(role="defender") if i.scenario in (scenario, "any")]
+    attackers = [i.ref for i in lg.list(role="attacker") if i.scenario in (scenario, "any")]
+    attackers.sort(key=lambda r: (not r.startswith(NONE_ATTACKER + "@"), r))
+    return defenders, attackers
+
+
+def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
+         attackers: list[str] | None, episodes: int, seed: int = 0, device="auto",
+         on_step=None, on_plan=None, sequential: bool = False) -> FillResult:
+    """Fill the cells of defenders × attackers on `scenario` up to `episodes` each.
+
+    `league_open(mode)` opens the league. `sequential=True` plays cell by cell and episode by
+    episode with the same code (the reference the batched fill is measured against).
+    """
+    import time
+
+    if episodes < 1:
+        raise PolicyError("--episodes must be at least 1")
+    device = resolve_device(device)
+    with league_open("a") as lg:
+        with lg.transaction():
+            none_ref = ensure_none_attacker(lg)
+        d_all, a_all = default_players(lg, scenario)
+        defenders = [lg.resolve(d) for d in defenders] if defenders else d_all
+        attackers = [lg.resolve(a) for a in attackers] if attackers else a_all
+        if not defenders:
+            raise PolicyError(f"no defender for scenario {scenario} in the league; "
+                              f"train one with `arena train defender`")
+        if not attackers:
+            attackers = [none_ref]
+        table = lg.payoff(scenario, defenders, attackers)
+        cells = pay.plan(table, episodes, seed)
+        lineup = build_lineup(lg, scenario, defenders, attackers, device) if cells else None
+    if on_plan is not None:
+        on_plan(cells)
+    start = time.perf_counter()
+    if sequential:
+        stats = [_sequential(scenario, lineup, c, device, on_step) for c in cells]
+    else:
+        stats = pay.run_cells(scenario, lineup, cells, device, on_step)
+    seconds = time.perf_counter() - start
+    if cells:
+        version = code_version()
+        with league_open("a") as lg, lg.transaction():
+            for c, st in zip(cells, stats):
+                lg.add_match(pay.to_record(scenario, c, st, str(device), version))
+    with league_open("r") as lg:
+        table = lg.payoff(scenario, defenders, attackers)
+    return FillResult(table, cells, sum(c.episodes for c in cells), seconds)
+
+
+def _sequential(scenario, lineup, cell, device, on_step) -> EpisodeStats:
+    import torch
+
+    parts = []
+    for e in range(cell.episodes):
+        one = pay.Cell(cell.defender, cell.attacker, 1, cell.seed, first=e)
+        parts.append(pay.run_cells(scenario, lineup, [one], device, on_step)[0])
+    return EpisodeStats(*(torch.cat([getattr(p, f) for p in parts])
+                          for f in ("returns", "wins", "lengths", "cost")))

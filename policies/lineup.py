@@ -1,0 +1,158 @@
+"""League records → the players of one batch (arena.payoff.Lineup).
+
+Defenders are plain teams (qmix, vdn) or mixtures of them; attackers are parameter-only
+kinds (none, random, fgsm, pgd), learned ones (atla, pa_ad) or mixtures of attackers. Every
+distinct team becomes one member of a StackedTeam; a mixture lists its members with weights
+and one is drawn per episode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from arena.payoff import Lineup
+from arena.scenarios import spec as scenario_spec
+from policies.errors import PolicyError
+from policies.kinds import KindError, get_kind
+from policies.obs_attacks import ATTACKS, build_attack
+from policies.stacked_team import StackedTeam
+
+TEAM_KINDS = ("qmix", "vdn")
+
+# kind → builder(record, scenario spec, device) for learned attackers; modules add themselves.
+LEARNED_ATTACKERS: dict = {}
+
+
+def check_role(info, role: str) -> None:
+    if info.role != role:
+        article = {"defender": "a", "attacker": "an"}
+        raise PolicyError(f"{info.ref} is {article[info.role]} {info.role}, not "
+                          f"{article[role]} {role} (write DEFENDER vs ATTACKER)")
+
+
+def check_scenario(info, scenario: str) -> None:
+    if info.scenario not in ("any", scenario):
+        raise PolicyError(
+            f"{info.ref} was made for scenario {info.scenario}, not {scenario}"
+        )
+
+
+def agent_from_record(rec, device="cpu"):
+    """The GRU agent of a stored team (mixer weights are not needed to act)."""
+    from policies.train_defender import build_networks
+
+    agent, _ = build_networks(rec.config, device)
+    own = agent.state_dict()
+    given = {k[len("agent."):]: v for k, v in rec.weights.items() if k.startswith("agent.")}
+    if set(given) != set(own):
+        raise PolicyError(f"{rec.ref}: stored weights do not fit its agent network")
+    state = {}
+    for k, v in given.items():
+        t = torch.as_tensor(np.asarray(v, dtype=np.float32))
+        if tuple(t.shape) != tuple(own[k].shape):
+            raise PolicyError(f"{rec.ref}: weight agent.{k} has shape {list(t.shape)}, "
+                              f"expected {list(own[k].shape)}")
+        state[k] = t
+    agent.load_state_dict(state)
+    return agent.eval()
+
+
+class _Teams:
+    """Distinct team records, loaded once, in member order."""
+
+    def __init__(self, lg, scenario, device):
+        self.lg, self.scenario, self.device = lg, scenario, device
+        self.refs: list[str] = []
+        self.agents: list = []
+
+    def member(self, ref: str) -> int:
+        rec = self.lg.get(ref)
+        if rec.ref in self.refs:
+            return self.refs.index(rec.ref)
+        check_role(rec, "defender")
+        check_scenario(rec, self.scenario)
+        if rec.kind not in TEAM_KINDS:
+            raise PolicyError(f"{rec.ref} is of kind {rec.kind}, which cannot play as a team")
+        spec = scenario_spec(self.scenario)
+        cfg = rec.config
+        if (cfg.get("obs_dim"), cfg.get("n_agents"), cfg.get("n_actions")) != (
+            spec.obs_dim, spec.n_agents, spec.n_actions
+        ):
+            raise PolicyError(f"{rec.ref} does not fit scenario {self.scenario}'s shapes")
+        self.refs.append(rec.ref)
+        self.agents.append(agent_from_record(rec, self.device))
+        return len(self.refs) - 1
+
+
+def mixture_members(lg, info, role: str) -> list[tuple[str, float]]:
+    members = info.config.get("members", [])
+    if not members:
+        raise PolicyError(f"{info.ref} is a mixture with no members")
+    out = []
+    for m in members:
+        ref, w = m["ref"], float(m["weight"])
+        if w > 0:
+            out.append((ref, w))
+    if not out:
+        raise PolicyError(f"{info.ref} is a mixture whose weights are all zero")
+    return out
+
+
+def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
+                 device="cpu") -> Lineup:
+    """Players for `defenders` × `attackers` on `scenario`; refs must be resolved name@vK."""
+    spec = scenario_spec(scenario)
+    teams = _Teams(lg, scenario, device)
+    members = []
+    for ref in defenders:
+        info = lg.info(ref)
+        check_role(info, "defender")
+        check_scenario(info, scenario)
+        if info.kind == "mixture":
+            members.append([(teams.member(r), w) for r, w in mixture_members(lg, info, "defender")])
+        else:
+            members.append([(teams.member(info.ref), 1.0)])
+    objs, freq, surrogates, att_members = [], [], {}, []
+    for ref in attackers:
+        info = lg.info(ref)
+        check_role(info, "attacker")
+        check_scenario(info, scenario)
+        refs = mixture_members(lg, info, "attacker") if info.kind == "mixture" else [(info.ref, 1.0)]
+        entry = []
+        for r, w in refs:
+            rec = lg.get(r)
+            check_role(rec, "attacker")
+            check_scenario(rec, scenario)
+            entry.append((len(objs), w))
+            obj, f, sur = _attacker(lg, rec, spec, scenario, device)
+            if sur is not None:
+                surrogates[len(objs)] = sur
+            objs.append(obj)
+            freq.append(f)
+        att_members.append(entry)
+    team = StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device) if teams.agents else None
+    return Lineup(team=team, defenders=list(defenders), members=members,
+                  attackers=list(attackers), attacker_objs=objs, freq=freq,
+                  surrogates=surrogates, attacker_members=att_members)
+
+
+def _attacker(lg, rec, spec, scenario, device):
+    kind = get_kind(rec.kind)
+    try:
+        config = kind.make_config(rec.config) if kind.params else dict(rec.config)
+    except KindError as exc:
+        raise PolicyError(f"{rec.ref}: {exc}") from None
+    if rec.kind in ATTACKS:
+        obj = build_attack(rec.kind, config, spec.n_agents)
+    elif rec.kind in LEARNED_ATTACKERS:
+        obj = LEARNED_ATTACKERS[rec.kind](rec, spec, device)
+    else:
+        raise PolicyError(f"{rec.ref} is of kind {rec.kind}, which cannot attack observations")
+    sur = None
+    if config.get("surrogate"):
+        s_rec = lg.get(config["surrogate"])
+        teams = _Teams(lg, scenario, device)
+        teams.member(s_rec.ref)
+        sur = (StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device), [(0, 1.0)])
+    return obj, float(config.get("freq", 1.0)), sur

@@ -1,0 +1,372 @@
+"""Training loop of Q-learning defenders: QMIX or VDN, optionally robust.
+
+Ties together the runner (policies.collect), the episode buffer, and the learner
+(policies.q_learner), with PyMARL's defaults (Rashid et al. 2018; Samvelyan et al., "The
+StarCraft Multi-Agent Challenge", 2019). Two robust variants follow Guo et al., "Enhancing the
+Robustness of QMIX against State-adversarial Attacks" (2023):
+
+- adversarial training (§IV-A): while collecting, the attacked agents' observations are
+  replaced by FGSM perturbations against the current Q-network (policies.fgsm) before the
+  agents act, and these perturbed observations are what is stored and trained on;
+- policy regularisation (§IV-B): the TD loss becomes L + κ·L_reg (policies.
+  policy_regularisation), with κ = 0 during the first half of training and κ afterwards,
+  usually starting from a trained clean model (`init`).
+
+Step counting: `steps` counts team steps of live episodes summed over the parallel
+environments (one step of K parallel episodes counts K), as PyMARL's t_env with
+batch_size_run = K. The exploration schedule and the test cadence use this count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from arena.core import ScenarioSpec, VecEnv
+from policies.collect import collect_episodes, evaluate_greedy
+from policies.episode_buffer import EpisodeBuffer
+from policies.fgsm import fgsm
+from policies.q_learner import LearnerConfig, QLearner
+from policies.qmix import QMixer
+from policies.rnn_agent import QTeam, RNNAgent, agent_input_dim
+from policies.vdn import VDNMixer
+
+ALGOS = ("qmix", "vdn")
+
+
+class DefenderTrainError(ValueError):
+    """A bad training configuration or weight set; the message is one line for the user."""
+
+
+@dataclass
+class DefenderTrainConfig:
+    algo: str = "qmix"
+    """Value decomposition: "qmix" (hypernetwork mixer) or "vdn" (sum)."""
+    scenario: str = "3m"
+    """Registered scenario name (arena.scenarios)."""
+    steps: int = 200_000
+    """Budget of environment team steps, summed over the parallel environments."""
+    envs: int = 8
+    """Parallel episodes per collection (K rows of one batched environment). One learner
+    update follows each collection, as PyMARL's parallel runner. On 2 CPU cores, 3m learns
+    fastest per wall-second with K = 8: larger K collects faster but updates less often
+    per step (see scripts/train_report.py --measure-envs)."""
+    seed: int = 0
+    """Seed of network initialisation, exploration, replay sampling and the environments."""
+    eps_start: float = 1.0
+    """Initial exploration rate ε."""
+    eps_finish: float = 0.05
+    """Final exploration rate ε."""
+    eps_anneal: int = 50_000
+    """Steps over which ε decreases linearly from eps_start to eps_finish."""
+    buffer: int = 5000
+    """Replay capacity in episodes."""
+    batch: int = 32
+    """Episodes per learner update."""
+    updates_per_collect: int = 1
+    """Learner updates after each collection of `envs` episodes."""
+    lr: float = 5e-4
+    """RMSprop learning rate (alpha 0.99, eps 1e-5 as PyMARL)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    target_update: int = 200
+    """Copy the online networks into the targets every this many collected episodes."""
+    grad_clip: float = 10.0
+    """Gradient L2-norm clip."""
+    double_q: bool = True
+    """Double Q-learning targets."""
+    test_every: int = 10_000
+    """Greedy test evaluation every this many steps (and at the start and the end)."""
+    test_episodes: int = 32
+    """Greedy test episodes, played as one batch."""
+    adv: str | None = None
+    """None, or "fgsm" for FGSM adversarial training (Guo et al. 2023, §IV-A)."""
+    adv_eps: float = 0.2
+    """L∞ radius of the observation ball of adversarial training and of the regulariser."""
+    adv_targets: str | list[int] = "all"
+    """Agents attacked during adversarial training: "all" or a list of agent indices."""
+    reg: str | None = None
+    """None, or "policy" for the hinge policy regulariser (Guo et al. 2023, §IV-B)."""
+    kappa: float = 0.1
+    """Weight κ of the regulariser during the second half of training (0 in the first)."""
+    hinge_c: float = 10.0
+    """Hinge floor c of the regulariser."""
+    reg_pgd_steps: int = 3
+    """PGD steps of the regulariser's inner maximisation."""
+    hidden: int = 64
+    """GRU agent width."""
+    embed: int = 32
+    """QMIX mixing embedding width."""
+    hypernet_hidden: int = 64
+    """QMIX hypernetwork hidden width."""
+    init: dict | None = field(default=None, repr=False)
+    """Initial weights (name → array, as TrainResult.weights), e.g. a trained clean model."""
+    device: str = "cpu"
+    """Torch device of the networks and environments."""
+
+    def validate(self) -> None:
+        if self.algo not in ALGOS:
+            raise DefenderTrainError(f"unknown algo {self.algo!r}; known: {', '.join(ALGOS)}")
+        if self.adv not in (None, "fgsm"):
+            raise DefenderTrainError(f"unknown adversarial training {self.adv!r}; known: fgsm")
+        if self.reg not in (None, "policy"):
+            raise DefenderTrainError(f"unknown regulariser {self.reg!r}; known: policy")
+        for name in ("steps", "envs", "buffer", "batch", "test_episodes", "target_update"):
+            if getattr(self, name) < 1:
+                raise DefenderTrainError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch > self.buffer:
+            raise DefenderTrainError(f"batch ({self.batch}) must not exceed buffer ({self.buffer})")
+
+    def hyperparameters(self) -> dict:
+        d = asdict(self)
+        d.pop("init")
+        return d
+
+
+@dataclass
+class TrainResult:
+    weights: dict[str, np.ndarray]
+    """Parameters as float32 arrays, prefixed "agent." and "mixer."."""
+    config: dict
+    """JSON-able network description; load_defender(config, weights) rebuilds the networks."""
+    provenance: dict
+    """JSON-able record: algo, scenario, steps, seed, hyper-parameters, final test figures,
+    wall time, learning curve."""
+    partial: bool
+    """True when should_stop() ended training before the step budget."""
+
+
+# -- networks <-> records --------------------------------------------------------------------
+def network_config(cfg: DefenderTrainConfig, spec: ScenarioSpec) -> dict:
+    return {
+        "algo": cfg.algo,
+        "scenario": spec.name,
+        "obs_dim": spec.obs_dim,
+        "state_dim": spec.state_dim,
+        "n_agents": spec.n_agents,
+        "n_actions": spec.n_actions,
+        "episode_limit": spec.episode_limit,
+        "hidden": cfg.hidden,
+        "embed": cfg.embed,
+        "hypernet_hidden": cfg.hypernet_hidden,
+        "agent_inputs": ["obs", "last_action_onehot", "agent_id_onehot"],
+    }
+
+
+def build_networks(config: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
+    try:
+        algo = config["algo"]
+        n, A = int(config["n_agents"]), int(config["n_actions"])
+        in_dim = agent_input_dim(int(config["obs_dim"]), A, n)
+        agent = RNNAgent(in_dim, A, int(config.get("hidden", 64)))
+        if algo == "qmix":
+            mixer: nn.Module = QMixer(
+                n, int(config["state_dim"]), int(config.get("embed", 32)), int(config.get("hypernet_hidden", 64))
+            )
+        elif algo == "vdn":
+            mixer = VDNMixer()
+        else:
+            raise DefenderTrainError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
+    except KeyError as exc:
+        raise DefenderTrainError(f"defender config lacks the field {exc.args[0]!r}") from exc
+    return agent.to(device), mixer.to(device)
+
+
+def export_weights(agent: nn.Module, mixer: nn.Module) -> dict[str, np.ndarray]:
+    out = {}
+    for prefix, module in (("agent.", agent), ("mixer.", mixer)):
+        for k, v in module.state_dict().items():
+            out[prefix + k] = v.detach().cpu().numpy().astype(np.float32)
+    return out
+
+
+def load_weights(agent: nn.Module, mixer: nn.Module, weights: dict) -> None:
+    for prefix, module in (("agent.", agent), ("mixer.", mixer)):
+        own = module.state_dict()
+        given = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        if set(given) != set(own):
+            missing = sorted(set(own) - set(given))
+            extra = sorted(set(given) - set(own))
+            raise DefenderTrainError(
+                f"weights do not fit the {prefix[:-1]} network (missing {missing}, unexpected {extra})"
+            )
+        state = {}
+        for k, v in given.items():
+            t = torch.as_tensor(np.asarray(v, dtype=np.float32))
+            if tuple(t.shape) != tuple(own[k].shape):
+                raise DefenderTrainError(
+                    f"weight {prefix}{k} has shape {list(t.shape)}, expected {list(own[k].shape)}"
+                )
+            state[k] = t
+        module.load_state_dict(state)
+
+
+def load_defender(config: dict, weights: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
+    """Rebuild (agent, mixer) from a stored config and weights (name → array)."""
+    agent, mixer = build_networks(config, device)
+    load_weights(agent, mixer, weights)
+    return agent, mixer
+
+
+def load_team(config: dict, weights: dict, device="cpu") -> QTeam:
+    """A greedy QTeam for matches, from a stored config and weights."""
+    agent, _ = load_defender(config, weights, device)
+    agent.eval()
+    return QTeam(agent, int(config["n_agents"]), int(config["n_actions"]))
+
+
+# -- training ----------------------------------------------------------------------------------
+def epsilon_at(cfg: DefenderTrainConfig, steps: int) -> float:
+    frac = min(1.0, steps / max(1, cfg.eps_anneal))
+    return cfg.eps_start + frac * (cfg.eps_finish - cfg.eps_start)
+
+
+def attacked_agents(cfg: DefenderTrainConfig, n_agents: int, device) -> torch.Tensor:
+    mask = torch.zeros(n_agents, dtype=torch.bool, device=device)  # [n]
+    if cfg.adv_targets == "all":
+        mask[:] = True
+        return mask
+    for i in cfg.adv_targets:
+        if not 0 <= int(i) < n_agents:
+            raise DefenderTrainError(f"attacked agent {i} out of range 0..{n_agents - 1}")
+        mask[int(i)] = True
+    return mask
+
+
+def default_make_env(cfg: DefenderTrainConfig) -> Callable[[int], VecEnv]:
+    from arena.scenarios import make
+
+    return lambda batch_size: make(cfg.scenario, batch_size, device=cfg.device)
+
+
+def train_defender(
+    cfg: DefenderTrainConfig,
+    on_progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    make_env: Callable[[int], VecEnv] | None = None,
+) -> TrainResult:
+    """Train a QMIX or VDN team on cfg.scenario; `make_env(batch_size)` overrides the registry."""
+    cfg.validate()
+    t_start = time.perf_counter()
+    make_env = make_env or default_make_env(cfg)
+    env, test_env = make_env(cfg.envs), make_env(cfg.test_episodes)
+    spec = env.spec
+    device = torch.device(cfg.device)
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # exploration and replay sampling
+    net_cfg = network_config(cfg, spec)
+    agent, mixer = build_networks(net_cfg, device)
+    if cfg.init is not None:
+        load_weights(agent, mixer, cfg.init)
+    team = QTeam(agent, spec.n_agents, spec.n_actions)
+    learner = QLearner(
+        agent,
+        mixer,
+        spec.n_agents,
+        spec.n_actions,
+        LearnerConfig(
+            gamma=cfg.gamma,
+            lr=cfg.lr,
+            grad_clip=cfg.grad_clip,
+            double_q=cfg.double_q,
+            reg_eps=cfg.adv_eps,
+            hinge_c=cfg.hinge_c,
+            reg_pgd_steps=cfg.reg_pgd_steps,
+        ),
+    )
+    buffer = EpisodeBuffer(
+        cfg.buffer, spec.episode_limit, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, device
+    )
+    perturb = None
+    if cfg.adv == "fgsm":
+        mask = attacked_agents(cfg, spec.n_agents, device)
+
+        def perturb(q_fn, obs, avail):
+            return fgsm(q_fn, obs, cfg.adv_eps, agent_mask=mask, avail=avail)
+
+    steps, episodes, updates, last_target, n_tests = 0, 0, 0, 0, 0
+    next_test = 0
+    curve: list[dict] = []
+    last_loss = float("nan")
+    partial = False
+
+    def run_test() -> None:
+        nonlocal n_tests
+        st = evaluate_greedy(test_env, team, seed=cfg.seed + 1_000_000 + n_tests)
+        n_tests += 1
+        curve.append(
+            {"steps": steps, "test_return": st.mean_return, "test_win": st.win_rate,
+             "wall_s": round(time.perf_counter() - t_start, 2)}
+        )
+
+    def progress() -> None:
+        if on_progress is None:
+            return
+        elapsed = max(1e-9, time.perf_counter() - t_start)
+        on_progress(
+            {
+                "steps": steps,
+                "total_steps": cfg.steps,
+                "episodes": episodes,
+                "epsilon": epsilon_at(cfg, steps),
+                "loss": last_loss,
+                "test_return": curve[-1]["test_return"] if curve else float("nan"),
+                "test_win": curve[-1]["test_win"] if curve else float("nan"),
+                "steps_per_s": steps / elapsed,
+            }
+        )
+
+    first_reset = True
+    while steps < cfg.steps:
+        if should_stop is not None and should_stop():
+            partial = True
+            break
+        if steps >= next_test:
+            run_test()
+            next_test += cfg.test_every
+        batch, stats = collect_episodes(
+            env, team, epsilon_at(cfg, steps), gen, seed=cfg.seed if first_reset else None, perturb=perturb
+        )
+        first_reset = False
+        buffer.insert(batch)
+        steps += stats.steps
+        episodes += env.B
+        if buffer.can_sample(cfg.batch):
+            kappa = cfg.kappa if (cfg.reg == "policy" and steps >= cfg.steps // 2) else 0.0
+            for _ in range(cfg.updates_per_collect):
+                out = learner.train(buffer.sample(cfg.batch, gen), kappa=kappa)
+                last_loss = out["loss"]
+                updates += 1
+            if episodes - last_target >= cfg.target_update:
+                learner.update_targets()
+                last_target = episodes
+        progress()
+    if not curve or curve[-1]["steps"] != steps:
+        run_test()
+    progress()
+
+    wall = time.perf_counter() - t_start
+    provenance = {
+        "algo": cfg.algo,
+        "scenario": spec.name,
+        "steps": steps,
+        "episodes": episodes,
+        "updates": updates,
+        "seed": cfg.seed,
+        "hyperparameters": cfg.hyperparameters(),
+        "robust": {"adv": cfg.adv, "reg": cfg.reg},
+        "initialised_from_weights": cfg.init is not None,
+        "final_test_return": curve[-1]["test_return"],
+        "final_test_win": curve[-1]["test_win"],
+        "test_episodes": cfg.test_episodes,
+        "wall_time_s": round(wall, 2),
+        "partial": partial,
+        "curve": curve,
+    }
+    return TrainResult(export_weights(agent, mixer), net_cfg, provenance, partial)

@@ -1,0 +1,253 @@
+"""Reading and writing the league's HDF5 layout (documented in ``store.league``).
+
+Reading touches JSON/string attributes and numeric datasets only; a dataset of any other
+dtype where weights are expected is reported as corrupt and never read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+from store.catalog import NameEntry, VersionEntry, View
+from store.errors import CorruptLeague
+from store.records import MatchRecord, make_ref, now_iso
+from store.version import SCHEMA_VERSION, arena_version
+
+STR = h5py.string_dtype("utf-8")
+ROW_STR = ("defender", "attacker", "device", "code_version", "created")
+ROW_INT = ("seed", "episodes", "wins", "steps", "offset")
+ROW_FLOAT = ("sum", "sumsq")
+EPISODE = {"ep_returns": "<f8", "ep_wins": "i1", "ep_lengths": "<i8", "ep_attack_cost": "<f8"}
+_NUMERIC = "fiu"
+
+
+def _attr(obj: h5py.HLObject, key: str, what: str) -> Any:
+    try:
+        value = obj.attrs[key]
+    except KeyError:
+        raise CorruptLeague(f"{what}: missing attribute {key!r}") from None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+def json_attr(obj: h5py.HLObject, key: str, what: str) -> Any:
+    text = _attr(obj, key, what)
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise CorruptLeague(f"{what}: attribute {key!r} is not JSON") from None
+
+
+def init_file(f: h5py.File) -> None:
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["created"] = now_iso()
+    f.attrs["arena_version"] = arena_version()
+    f.attrs["journal_seq"] = 0
+    for g in ("policies", "matches", "runs"):
+        f.create_group(g)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+def load_view(f: h5py.File) -> View:
+    """The policy catalogue (no weights) and the run ids of a main file."""
+    names: dict[str, NameEntry] = {}
+    for name, g in f["policies"].items():
+        what = f"policy {name}"
+        entry = NameEntry(str(_attr(g, "role", what)), str(_attr(g, "kind", what)),
+                          str(_attr(g, "scenario", what)), int(_attr(g, "latest", what)))
+        for key, vg in g.items():
+            if not (key.startswith("v") and key[1:].isdigit()):
+                continue
+            k = int(key[1:])
+            vwhat = f"policy {make_ref(name, k)}"
+            a = vg.attrs
+            try:
+                entry.versions[k] = VersionEntry(
+                    k, str(a["config"]), str(a["provenance"]), str(a["sha256"]), str(a["created"]),
+                    bool(a["retired"]), int(a["n_params"]), ("main",))
+            except KeyError as e:
+                raise CorruptLeague(f"{vwhat}: missing attribute {e.args[0]!r}") from None
+            entry.latest = max(entry.latest, k)
+        if entry.versions:
+            names[name] = entry
+    seq = int(f.attrs.get("journal_seq", 0))
+    return View(names, set(f["runs"].keys()), seq, main_seq=seq)
+
+
+def read_weights(f: h5py.File, name: str, version: int) -> dict[str, np.ndarray]:
+    ref = make_ref(name, version)
+    try:
+        g = f["policies"][name][f"v{version}"]["weights"]
+    except KeyError:
+        raise CorruptLeague(f"policy {ref}: weights group is missing") from None
+    out = {}
+    for key, ds in g.items():
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in _NUMERIC:
+            raise CorruptLeague(f"policy {ref}: weight {key!r} is not a numeric array")
+        out[key] = ds[()] if ds.shape == () else ds[...]
+        out[key] = np.asarray(out[key])
+    return out
+
+
+def _col(g: h5py.Group, key: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    ds = g[key]
+    if ds.dtype.kind == "O":
+        return ds.asstr()[lo:hi]
+    if ds.dtype.kind not in _NUMERIC:
+        raise CorruptLeague(f"matches column {g.name}/{key} has an unexpected dtype")
+    return ds[lo:hi]
+
+
+def read_match_rows(f: h5py.File, scenario: str) -> dict[str, np.ndarray]:
+    """Row columns (no per-episode data) of one scenario's match table."""
+    g = f["matches"].get(scenario)
+    if g is None:
+        return {k: np.empty(0) for k in ROW_STR + ROW_INT + ROW_FLOAT}
+    try:
+        return {k: _col(g, k) for k in ROW_STR + ROW_INT + ROW_FLOAT}
+    except KeyError as e:
+        raise CorruptLeague(f"match table {scenario}: missing column {e.args[0]!r}") from None
+
+
+def read_matches(f: h5py.File, scenario: str) -> list[MatchRecord]:
+    rows = read_match_rows(f, scenario)
+    n = len(rows["defender"])
+    if n == 0:
+        return []
+    g = f["matches"][scenario]
+    eps = {k: _col(g, k) for k in EPISODE}
+    out = []
+    for i in range(n):
+        lo = int(rows["offset"][i])
+        hi = lo + int(rows["episodes"][i])
+        out.append(MatchRecord(
+            rows["defender"][i], rows["attacker"][i], scenario, eps["ep_returns"][lo:hi],
+            eps["ep_wins"][lo:hi], eps["ep_lengths"][lo:hi], eps["ep_attack_cost"][lo:hi],
+            int(rows["seed"][i]), rows["device"][i], rows["code_version"][i], rows["created"][i]))
+    return out
+
+
+def read_run(f: h5py.File, run_id: str) -> tuple[dict, str, list[str]]:
+    g = f["runs"][run_id]
+    what = f"run {run_id}"
+    its = g["iterations"].asstr()[...] if "iterations" in g else []
+    return json_attr(g, "config", what), str(_attr(g, "created", what)), list(its)
+
+
+# -- writing (only ever on a copy of the main file, see League.checkpoint) -------------------------
+
+def _append(g: h5py.Group, key: str, values: np.ndarray, dtype) -> None:
+    if key not in g:
+        g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+    ds = g[key]
+    n = ds.shape[0]
+    ds.resize((n + len(values),))
+    if len(values):
+        ds[n:] = values
+
+
+def _match_group(f: h5py.File, scenario: str) -> h5py.Group:
+    g = f["matches"].get(scenario)
+    if g is None:
+        g = f["matches"].create_group(scenario)
+        for k in ROW_STR:
+            _append(g, k, np.empty(0, dtype=object), STR)
+        for k in ROW_INT:
+            _append(g, k, np.empty(0, dtype="<i8"), "<i8")
+        for k in ROW_FLOAT:
+            _append(g, k, np.empty(0, dtype="<f8"), "<f8")
+        for k, dt in EPISODE.items():
+            _append(g, k, np.empty(0, dtype=dt), dt)
+    return g
+
+
+def _purge_matches(f: h5py.File, refs: set[str]) -> None:
+    for scenario, g in f["matches"].items():
+        d, a = g["defender"].asstr()[...], g["attacker"].asstr()[...]
+        keep = ~(np.isin(d, list(refs)) | np.isin(a, list(refs)))
+        if keep.all():
+            continue
+        rows = {k: _col(g, k) for k in ROW_STR + ROW_INT + ROW_FLOAT}
+        eps = {k: _col(g, k) for k in EPISODE}
+        ep_keep = np.repeat(keep, rows["episodes"])
+        for k in EPISODE:
+            eps[k] = eps[k][ep_keep]
+        for k in rows:
+            rows[k] = rows[k][keep]
+        rows["offset"] = np.concatenate([[0], np.cumsum(rows["episodes"])[:-1]]).astype("<i8")[: keep.sum()]
+        for k, v in list(rows.items()) + list(eps.items()):
+            g[k].resize((len(v),))
+            if len(v):
+                g[k][...] = v
+
+
+def apply_op(f: h5py.File, op: dict, arrays: Callable[[list[int]], list[np.ndarray]]) -> None:
+    """Apply one journal operation (see store.catalog) to an open, writable league file."""
+    kind = op["op"]
+    if kind == "add_policy":
+        pol = f["policies"]
+        g = pol.get(op["name"])
+        if g is None:
+            g = pol.create_group(op["name"])
+            g.attrs.update({"role": op["role"], "kind": op["kind"], "scenario": op["scenario"], "latest": 0})
+        g.attrs["latest"] = max(int(g.attrs["latest"]), op["version"])
+        vg = g.create_group(f"v{op['version']}")
+        for key in ("config", "provenance", "sha256", "created"):
+            vg.attrs[key] = op[key]
+        vg.attrs["retired"] = False
+        vg.attrs["n_params"] = op["n_params"]
+        wg = vg.create_group("weights")
+        names = list(op["weights"])
+        for key, arr in zip(names, arrays([op["weights"][k] for k in names])):
+            wg.create_dataset(key, data=arr)
+    elif kind == "retire":
+        for k in op["versions"]:
+            f["policies"][op["name"]][f"v{k}"].attrs["retired"] = True
+    elif kind == "purge":
+        g = f["policies"][op["name"]]
+        for k in op["versions"]:
+            del g[f"v{k}"]
+        if not any(key.startswith("v") and key[1:].isdigit() for key in g):
+            del f["policies"][op["name"]]
+        _purge_matches(f, {make_ref(op["name"], k) for k in op["versions"]})
+    elif kind == "add_match":
+        keys = ("returns", "wins", "lengths", "attack_cost")
+        ret, wins, lengths, cost = arrays([op["arrays"][k] for k in keys])
+        g = _match_group(f, op["scenario"])
+        offset = g["ep_returns"].shape[0]
+        row = {"defender": op["defender"], "attacker": op["attacker"], "device": op["device"],
+               "code_version": op["code_version"], "created": op["created"], "seed": op["seed"],
+               "episodes": len(ret), "wins": int(wins.sum()), "steps": int(lengths.sum()),
+               "offset": offset, "sum": float(ret.sum()), "sumsq": float(np.square(ret).sum())}
+        for k in ROW_STR:
+            _append(g, k, np.array([row[k]], dtype=object), STR)
+        for k in ROW_INT:
+            _append(g, k, np.array([row[k]], dtype="<i8"), "<i8")
+        for k in ROW_FLOAT:
+            _append(g, k, np.array([row[k]], dtype="<f8"), "<f8")
+        for k, v in zip(EPISODE, (ret, wins, lengths, cost)):
+            _append(g, k, v.astype(EPISODE[k]), EPISODE[k])
+    elif kind == "create_run":
+        g = f["runs"].create_group(op["run_id"])
+        g.attrs["config"] = op["config"]
+        g.attrs["created"] = op["created"]
+        _append(g, "iterations", np.empty(0, dtype=object), STR)
+    elif kind == "append_iteration":
+        _append(f["runs"][op["run_id"]], "iterations", np.array([op["record"]], dtype=object), STR)
+    else:
+        raise ValueError(f"unknown operation {kind!r}")
+
+
+def repack(src: h5py.File, dst_path: Path) -> None:
+    """Copy every object into a fresh file: HDF5 never returns the space of deleted objects."""
+    with h5py.File(dst_path, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        for key in src:
+            src.copy(src[key], dst, name=key)

@@ -1,0 +1,123 @@
+"""The contract every registered scenario meets (arena/core.py), checked on each of them."""
+
+import pytest
+import torch
+
+from arena.bench import random_legal_actions
+from arena.core import ScenarioError, resolve_device
+from arena.scenarios import REGISTRY, make
+
+
+def _available(name):
+    try:
+        return make(name, 2)
+    except ScenarioError as exc:
+        pytest.skip(str(exc))
+
+
+def _rollout(env, seed, steps, action_seed=0):
+    gen = torch.Generator().manual_seed(action_seed)
+    ts = env.reset(seed=seed)
+    out = [ts]
+    for _ in range(steps):
+        ts = env.step(random_legal_actions(ts.avail, gen))
+        out.append(ts)
+    return out
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_shapes_and_dtypes(name):
+    env = _available(name)
+    s = env.spec
+    B = 3
+    env = make(name, B)
+    ts = env.reset(seed=1)
+    assert ts.obs.shape == (B, s.n_agents, s.obs_dim) and ts.obs.dtype == torch.float32
+    assert ts.state.shape == (B, s.state_dim) and ts.state.dtype == torch.float32
+    assert ts.avail.shape == (B, s.n_agents, s.n_actions) and ts.avail.dtype == torch.bool
+    assert ts.reward.shape == (B,) and ts.done.shape == (B,) and ts.won.shape == (B,)
+    assert ts.avail.any(-1).all(), "every agent must have at least one available action"
+    assert torch.isfinite(ts.obs).all() and torch.isfinite(ts.state).all()
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_same_seed_same_trajectory(name):
+    _available(name)
+    a = _rollout(make(name, 4), seed=7, steps=30)
+    b = _rollout(make(name, 4), seed=7, steps=30)
+    for x, y in zip(a, b):
+        assert torch.equal(x.obs, y.obs) and torch.equal(x.reward, y.reward)
+        assert torch.equal(x.done, y.done)
+    c = _rollout(make(name, 4), seed=8, steps=30)
+    assert any(not torch.equal(x.obs, y.obs) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_a_row_does_not_depend_on_the_rest_of_the_batch(name):
+    """Row r of a batch behaves exactly like the same episode run alone (per-row streams)."""
+    _available(name)
+    big = make(name, 5)
+    seeds = torch.tensor([11, 22, 33, 44, 55])
+    ts_big = big.reset(seeds=seeds)
+    alone = make(name, 1)
+    ts_one = alone.reset(seeds=seeds[3:4])
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        acts = random_legal_actions(ts_big.avail, gen)
+        ts_big = big.step(acts)
+        ts_one = alone.step(acts[3:4])
+        assert torch.equal(ts_big.obs[3:4], ts_one.obs)
+        assert torch.equal(ts_big.reward[3:4], ts_one.reward)
+        assert torch.equal(ts_big.done[3:4], ts_one.done)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_finished_episodes_stay_frozen(name):
+    env = _available(name)
+    limit = env.spec.episode_limit
+    env = make(name, 4)
+    gen = torch.Generator().manual_seed(0)
+    ts = env.reset(seed=3)
+    for _ in range(limit):
+        prev = ts
+        ts = env.step(random_legal_actions(ts.avail, gen))
+        was_done = prev.done
+        assert torch.equal(ts.obs[was_done], prev.obs[was_done])
+        assert (ts.reward[was_done] == 0).all()
+        assert ts.done[was_done].all()
+    assert ts.done.all(), "every episode ends by the episode limit"
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_auto_reset_restarts_finished_episodes(name):
+    env = _available(name)
+    limit = env.spec.episode_limit
+    env = make(name, 2, auto_reset=True)
+    gen = torch.Generator().manual_seed(0)
+    ts = env.reset(seed=3)
+    ended = 0
+    for _ in range(limit + 2):
+        ts = env.step(random_legal_actions(ts.avail, gen))
+        ended += int(ts.done.sum())
+        assert (env.t <= limit).all()
+    assert ended >= 2 and not env.done.any()
+
+
+def test_cuda_device_is_a_clear_error_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ScenarioError, match="no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_cuda_matches_cpu_shapes(name):
+    _available(name)
+    env = make(name, 8, device="cuda")
+    ts = env.reset(seed=0)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for _ in range(5):
+        ts = env.step(random_legal_actions(ts.avail, gen))
+    assert ts.obs.device.type == "cuda"
