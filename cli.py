@@ -325,6 +325,345 @@ def kinds(ctx: Ctx):
     emit(ctx, rows, human)
 
 
+# -- matches and the payoff table -------------------------------------------------------------
+class StepProgress:
+    """A rich progress bar over environment steps of one batched rollout (silent with --quiet
+    or --json); `callback(t, done)` is what the rollout calls after every step."""
+
+    def __init__(self, ctx: Ctx, limit: int, label: str):
+        self.enabled = not (ctx.quiet or ctx.json)
+        self.limit, self.label = limit, label
+        self.episodes = 0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), transient=True, console=_stderr())
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.limit, info="")
+            import time
+
+            self.t0 = time.perf_counter()
+        return self
+
+    def set_episodes(self, cells) -> None:
+        self.episodes = sum(c.episodes for c in cells)
+
+    def callback(self, t: int, done: int) -> None:
+        if self.enabled:
+            import time
+
+            rate = done / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, completed=min(t, self.limit),
+                            info=f"step {t}  episodes {done}/{self.episodes}  {rate:,.0f} ep/s")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _names(values) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _summary(returns, wins, cost) -> dict:
+    import numpy as np
+
+    r = np.asarray(returns, dtype=float)
+    std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    return {"episodes": int(len(r)), "win_rate": float(np.mean(wins)), "return_mean": float(r.mean()),
+            "return_std": std, "return_ci95": 1.96 * std / max(len(r), 1) ** 0.5,
+            "attack_cost": float(np.mean(cost))}
+
+
+@main.command()
+@click.argument("defender")
+@click.argument("vs", metavar="vs")
+@click.argument("attacker")
+@click.option("--scenario", help="Default: the scenario the policies were made for.")
+@click.option("--episodes", default=32, show_default=True)
+@click.option("--seed", type=int, help="Default: continue the cell's episode sequence.")
+@json_option
+@click.pass_obj
+def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
+    """Play DEFENDER vs ATTACKER for a batch of episodes and record the match.
+
+    \b
+    Examples:
+      arena play qmix_fgsm vs pa_ad
+      arena play qmix vs fgsm --episodes 128 --seed 0 --json
+    """
+    from arena.scenarios import spec as scenario_spec
+    from policies.evaluate import play_match
+
+    if vs.lower() != "vs":
+        raise click.UsageError("write: arena play DEFENDER vs ATTACKER")
+    limit = scenario_spec(scenario).episode_limit if scenario else 200
+    with StepProgress(ctx, limit, f"{defender} vs {attacker}") as bar:
+        bar.episodes = episodes
+        rec, seconds = play_match(ctx.open, defender, attacker, scenario, episodes, seed,
+                                  ctx.device, on_step=bar.callback)
+    data = {"defender": rec.defender, "attacker": rec.attacker, "scenario": rec.scenario,
+            "seed": rec.seed, "device": rec.device, "seconds": seconds,
+            **_summary(rec.returns, rec.wins, rec.attack_cost)}
+
+    def human():
+        click.echo(f"{rec.defender} vs {rec.attacker} on {rec.scenario}: {data['episodes']} "
+                   f"episodes (seed {rec.seed}, {rec.device}, {seconds:.1f} s)")
+        click.echo(f"  win rate      {data['win_rate']:.1%}")
+        click.echo(f"  return        {data['return_mean']:.2f} ± {data['return_std']:.2f}  "
+                   f"(95% CI ± {data['return_ci95']:.2f})")
+        click.echo(f"  perturbation  {data['attack_cost']:.3f} (mean norm per attacked step)")
+
+    emit(ctx, data, human)
+
+
+def _default_scenario(ctx: Ctx) -> str:
+    from collections import Counter
+
+    with ctx.open("r") as lg:
+        counts = Counter(i.scenario for i in lg.list(role="defender") if i.scenario != "any")
+    if not counts:
+        raise click.UsageError("the league has no defender yet: give --scenario or train one")
+    return counts.most_common(1)[0][0]
+
+
+@main.command()
+@click.option("--scenario", help="Default: the scenario with the most defenders.")
+@click.option("--defenders", multiple=True, help="Comma-separated refs (default: all).")
+@click.option("--attackers", multiple=True, help="Comma-separated refs (default: all).")
+@click.option("--episodes", default=32, show_default=True, help="Episodes per cell.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--metric", type=click.Choice(["win", "return"]), default="win", show_default=True)
+@click.option("--csv", "as_csv", is_flag=True, help="Print the metric as CSV (for `arena solve --matrix`).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a heatmap PNG.")
+@json_option
+@click.pass_obj
+def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, as_csv, plot):
+    """Fill the missing cells of the payoff table in one batch and print it.
+
+    Rows are defenders, the first column is no attack; each cell shows the win rate and the
+    return ± std. Cells that already hold enough episodes are not run again.
+
+    \b
+    Examples:
+      arena matrix --scenario 3m
+      arena matrix --defenders qmix,qmix_fgsm --attackers none,fgsm,pgd --episodes 64
+      arena matrix --metric return --csv > table.csv
+    """
+    from arena.scenarios import spec as scenario_spec
+    from policies.evaluate import fill
+
+    scenario = scenario or _default_scenario(ctx)
+    limit = scenario_spec(scenario).episode_limit
+    with StepProgress(ctx, limit, f"matrix {scenario}") as bar:
+        res = fill(ctx.open, scenario, _names(defenders), _names(attackers), episodes, seed,
+                   ctx.device, on_step=bar.callback, on_plan=bar.set_episodes)
+    t = res.table
+    values = t.win_rate if metric == "win" else t.mean
+    data = {**t.to_dict(), "metric": metric, "episodes_run": res.episodes_run,
+            "cells_run": len(res.cells), "seconds": res.seconds}
+    if plot:
+        from arena.plots import payoff_heatmap
+
+        annot = [[f"{t.win_rate[i, j]:.0%}\n{t.mean[i, j]:.1f}±{t.std[i, j]:.1f}"
+                  for j in range(len(t.attackers))] for i in range(len(t.defenders))]
+        payoff_heatmap(values, t.defenders, t.attackers, plot,
+                       f"{scenario}: {'win rate' if metric == 'win' else 'team return'}",
+                       "win rate" if metric == "win" else "return", annot)
+        data["plot"] = str(plot)
+    if as_csv:
+        click.echo(_csv(t.defenders, t.attackers, values), nl=False)
+        return
+
+    def human():
+        _print_table(t, metric, f"{scenario}: {len(t.defenders)} defenders × "
+                     f"{len(t.attackers)} attackers", res)
+        if plot:
+            click.echo(f"heatmap written to {plot}")
+
+    emit(ctx, data, human)
+
+
+def _csv(rows, cols, values) -> str:
+    import io
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([""] + list(cols))
+    for r, v in zip(rows, values):
+        w.writerow([r] + [f"{x:.6g}" for x in v])
+    return buf.getvalue()
+
+
+def _print_table(t, metric, title, res=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from arena.plots import short
+
+    table = Table(title=title)
+    table.add_column("defender")
+    for a in t.attackers:
+        table.add_column(short(a), justify="right")
+    for i, d in enumerate(t.defenders):
+        cells = []
+        for j in range(len(t.attackers)):
+            if t.count[i, j] == 0:
+                cells.append("—")
+                continue
+            cells.append(f"{t.win_rate[i, j]:.0%}  {t.mean[i, j]:.1f}±{t.std[i, j]:.1f}")
+        table.add_row(short(d), *cells)
+    Console().print(table)
+    if res is not None:
+        click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
+                   f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")
+
+
+# -- training ---------------------------------------------------------------------------------
+@main.group()
+def train():
+    """Train defenders and attackers; each run is stored as a new league version."""
+
+
+class StopOnInterrupt:
+    """First Ctrl-C asks the trainer to stop and keep what it learned; a second one aborts."""
+
+    def __init__(self):
+        self.stop = False
+
+    def __enter__(self):
+        import signal
+
+        self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, *_):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        click.echo("\nstopping: the policy learned so far will be stored as partial "
+                   "(Ctrl-C again to abort)", err=True)
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class TrainProgress:
+    def __init__(self, ctx: Ctx, total: int, label: str):
+        self.enabled = not (ctx.quiet or ctx.json)
+        self.total, self.label = total, label
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed:,}/{task.total:,}"),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                console=_stderr())
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total, info="")
+        return self
+
+    def update(self, p: dict) -> None:
+        if not self.enabled:
+            return
+        parts = []
+        for key, fmt in (("epsilon", "ε {:.2f}"), ("loss", "loss {:.3f}"),
+                         ("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
+                         ("steps_per_s", "{:,.0f} steps/s")):
+            if p.get(key) is not None:
+                parts.append(fmt.format(p[key]))
+        self.bar.update(self.task, completed=min(p.get("steps", 0), self.total),
+                        info="  ".join(parts))
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+@train.command("defender")
+@click.argument("name")
+@click.option("--algo", type=click.Choice(["qmix", "vdn"]), default="qmix", show_default=True)
+@click.option("--scenario", required=True)
+@click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
+@click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--adv", type=click.Choice(["fgsm"]), help="Adversarial training.")
+@click.option("--eps", "adv_eps", default=0.2, show_default=True, help="ε of --adv / --reg.")
+@click.option("--reg", type=click.Choice(["policy"]), help="Policy regularisation (hinge).")
+@click.option("--kappa", default=0.1, show_default=True, help="Regulariser weight (2nd half).")
+@click.option("--hinge", "hinge_c", default=10.0, show_default=True, help="Hinge floor c.")
+@click.option("--init", "init_ref", help="Start from this stored defender's weights.")
+@click.option("--test-every", default=10_000, show_default=True)
+@json_option
+@click.pass_obj
+def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, adv_eps, reg,
+                       kappa, hinge_c, init_ref, test_every):
+    """Train a QMIX or VDN team and store it as NAME (a new version).
+
+    \b
+    Examples:
+      arena train defender qmix --algo qmix --scenario 3m --steps 200000
+      arena train defender qmix_fgsm --scenario 3m --adv fgsm --eps 0.2
+      arena train defender qmix_reg --scenario 3m --reg policy --init qmix
+    """
+    from arena.core import resolve_device
+    from arena.scenarios import spec as scenario_spec
+    from policies.build import base_provenance
+    from policies.train_defender import DefenderTrainConfig, train_defender
+
+    scenario_spec(scenario)  # unknown scenario: one line before any work
+    init, parent = None, None
+    if init_ref:
+        with ctx.open("r") as lg:
+            rec = lg.get(init_ref)
+        if rec.kind not in ("qmix", "vdn") or rec.scenario != scenario:
+            raise click.UsageError(f"--init {rec.ref} is a {rec.kind} team for {rec.scenario}, "
+                                   f"not a qmix/vdn team for {scenario}")
+        init, parent = rec.weights, rec.ref
+    elif reg:
+        click.echo("note: the regulariser is meant to start from a trained clean model (--init)",
+                   err=True)
+    cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,
+                              adv=adv, adv_eps=adv_eps, reg=reg, kappa=kappa, hinge_c=hinge_c,
+                              init=init, test_every=test_every,
+                              device=str(resolve_device(ctx.device)))
+    with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
+        result = train_defender(cfg, on_progress=bar.update, should_stop=lambda: stopper.stop)
+    prov = base_provenance(**{**result.provenance, "parent": parent, "partial": result.partial,
+                              "trained_against": f"fgsm eps={adv_eps}" if adv else None})
+    with ctx.open("a") as lg:
+        ref = lg.add_policy(name, "defender", algo, scenario, result.config, result.weights, prov)
+    data = {"ref": ref, "partial": result.partial,
+            **{k: prov.get(k) for k in ("steps", "final_test_return", "final_test_win", "wall_time_s")}}
+
+    def human():
+        tag = " (partial)" if result.partial else ""
+        click.echo(f"stored {ref}{tag}: {prov.get('steps', 0):,} steps, "
+                   f"test return {prov.get('final_test_return', float('nan')):.2f}, "
+                   f"win rate {prov.get('final_test_win', float('nan')):.0%}")
+
+    emit(ctx, data, human)
+
+
 # -- scenarios and benchmarks -----------------------------------------------------------------
 @main.command()
 @json_option

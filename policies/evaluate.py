@@ -100,3 +100,46 @@ def _sequential(scenario, lineup, cell, device, on_step) -> EpisodeStats:
         parts.append(pay.run_cells(scenario, lineup, [one], device, on_step)[0])
     return EpisodeStats(*(torch.cat([getattr(p, f) for p in parts])
                           for f in ("returns", "wins", "lengths", "cost")))
+
+
+def infer_scenario(lg, refs: list[str]) -> str:
+    """The scenario the named learned policies were made for (they must agree)."""
+    found = {lg.info(r).scenario for r in refs} - {"any"}
+    if len(found) > 1:
+        raise PolicyError(f"the policies were made for different scenarios: {', '.join(sorted(found))}")
+    if not found:
+        raise PolicyError("no policy names a scenario: give --scenario")
+    return found.pop()
+
+
+def play_match(league_open: Callable, defender: str, attacker: str, scenario: str | None,
+               episodes: int, seed: int | None, device="auto", on_step=None):
+    """Play `episodes` new greedy episodes of defender vs attacker and record them.
+
+    Without a seed the episodes continue the cell's sequence (seed = episodes already played),
+    so repeated plays add fresh episodes instead of replaying the same ones.
+    Returns (MatchRecord, seconds).
+    """
+    import time
+
+    if episodes < 1:
+        raise PolicyError("--episodes must be at least 1")
+    device = resolve_device(device)
+    with league_open("a") as lg:
+        d_info, a_info = lg.info(defender), lg.info(attacker)
+        from policies.lineup import check_role
+
+        check_role(d_info, "defender")
+        check_role(a_info, "attacker")
+        scenario = scenario or infer_scenario(lg, [d_info.ref, a_info.ref])
+        if seed is None:
+            seed = int(lg.payoff(scenario, [d_info.ref], [a_info.ref]).count[0, 0])
+        lineup = build_lineup(lg, scenario, [d_info.ref], [a_info.ref], device)
+    cell = pay.Cell(d_info.ref, a_info.ref, episodes, seed)
+    start = time.perf_counter()
+    (stats,) = pay.run_cells(scenario, lineup, [cell], device, on_step)
+    seconds = time.perf_counter() - start
+    rec = pay.to_record(scenario, cell, stats, str(device), code_version())
+    with league_open("a") as lg, lg.transaction():
+        lg.add_match(rec)
+    return rec, seconds

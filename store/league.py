@@ -50,8 +50,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 import h5py
 import numpy as np
 
@@ -256,7 +254,8 @@ class League:
             try:
                 yield self
             except BaseException:
-                self._view = None  # it holds the uncommitted writes; reload on next use
+                if txn.ops:
+                    self._view = None  # it holds the uncommitted writes; reload on next use
                 raise
             finally:
                 self._txn = None
@@ -659,7 +658,3 @@ class League:
             view = self._refresh()
             out = [self._run(view, r) for r in view.main_runs | set(view.new_runs)]
         return sorted(out, key=lambda r: (r.created, r.run_id))
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    pass

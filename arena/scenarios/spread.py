@@ -1,5 +1,5 @@
 """MPE cooperative navigation, `simple_spread` (Lowe et al. 2017, "Multi-Agent Actor-Critic
-for Mixed Cooperative-Competitive Environments", §5 / appendix "Cooperative navigation"),
+for Mixed Cooperative-Competitive Environments", the cooperative navigation task),
 stepped by the torch-vectorised VMAS simulator (Bettini et al. 2022).
 
 n agents (3) must cover n landmarks (3) in 25 steps. What this wrapper fixes:

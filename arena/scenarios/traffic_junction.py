@@ -1,5 +1,6 @@
 """Traffic junction, easy mode (Sukhbaatar et al. 2016, "Learning Multiagent Communication
-with Backpropagation", CommNet §4.2; Das et al. 2019, TarMAC §5.2).
+with Backpropagation" (CommNet), traffic junction task; Das et al. 2019, "TarMAC: Targeted
+Multi-Agent Communication", its easy setting).
 
 Two one-way roads cross in the middle of a `size`×`size` grid: route 0 runs left→right
 along the middle row, route 1 top→bottom along the middle column. There are `max_cars`
