@@ -484,7 +484,9 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, as_
                        "win rate" if metric == "win" else "return", annot)
         data["plot"] = str(plot)
     if as_csv:
-        click.echo(_csv(t.defenders, t.attackers, values), nl=False)
+        from solvers.matrix_io import format_csv
+
+        click.echo(format_csv(list(t.defenders), list(t.attackers), values), nl=False)
         return
 
     def human():
@@ -494,18 +496,6 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, as_
             click.echo(f"heatmap written to {plot}")
 
     emit(ctx, data, human)
-
-
-def _csv(rows, cols, values) -> str:
-    import io
-    import csv
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([""] + list(cols))
-    for r, v in zip(rows, values):
-        w.writerow([r] + [f"{x:.6g}" for x in v])
-    return buf.getvalue()
 
 
 def _print_table(t, metric, title, res=None) -> None:
@@ -530,6 +520,96 @@ def _print_table(t, metric, title, res=None) -> None:
     if res is not None:
         click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
                    f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")
+
+
+# -- solving ---------------------------------------------------------------------------------
+def _league_game(ctx: Ctx, scenario: str | None, metric: str):
+    from policies.evaluate import default_players
+    from solvers.tables import game_from_table
+
+    scenario = scenario or _default_scenario(ctx)
+    with ctx.open("r") as lg:
+        defenders, attackers = default_players(lg, scenario)
+        table = lg.payoff(scenario, defenders, attackers)
+    return scenario, game_from_table(table, metric)
+
+
+@main.command()
+@click.option("--scenario", help="Default: the scenario with the most defenders.")
+@click.option("--method", default="lp", show_default=True,
+              type=click.Choice(["lp", "rd", "alpharank", "uniform"]))
+@click.option("--metric", type=click.Choice(["return", "win"]), default="return", show_default=True)
+@click.option("--matrix", "matrix_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Solve this CSV instead (header = attackers, first column = defenders).")
+@click.option("--bootstrap", "n_boot", default=0, show_default=True,
+              help="Bootstrap resamples of the cell means for intervals (0 = none).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@json_option
+@click.pass_obj
+def solve(ctx: Ctx, scenario, method, metric, matrix_file, n_boot, seed):
+    """Solve the payoff table: each side's mixture, the value and the exploitability.
+
+    The game is zero-sum: the defender maximises the team return (or win rate), the attacker
+    minimises it.
+
+    \b
+    Examples:
+      arena solve --method lp --bootstrap 200
+      arena solve --method alpharank --metric win
+      arena solve --matrix table.csv --json
+    """
+    from solvers.meta import solve as run_solver
+    from solvers.tables import Game, worst_attack
+
+    if matrix_file:
+        from solvers.matrix_io import read_csv
+
+        defenders, attackers, M = read_csv(matrix_file)
+        game, source = Game(defenders, attackers, M), str(matrix_file)
+        if n_boot:
+            raise click.UsageError("--bootstrap needs the league's per-cell statistics, not a CSV")
+    else:
+        scenario, game = _league_game(ctx, scenario, metric)
+        source = f"{ctx.league} ({scenario}, {metric})"
+    sol = run_solver(game.M, method)
+    j, worst = worst_attack(game, sol.defender)
+    data = {"source": source, "defenders": game.defenders, "attackers": game.attackers,
+            **sol.to_dict(), "worst_attack": game.attackers[j], "worst_attack_value": worst}
+    boot = None
+    if n_boot:
+        from solvers.bootstrap import bootstrap
+
+        boot = bootstrap(game.M, game.std, game.count, method=method, n=n_boot, seed=seed)
+        data["bootstrap"] = {"n": n_boot, "value": [boot.value_lo, boot.value_hi],
+                             "defender": [boot.defender_lo.tolist(), boot.defender_hi.tolist()],
+                             "attacker": [boot.attacker_lo.tolist(), boot.attacker_hi.tolist()]}
+
+    def human():
+        _print_solution(game, sol, boot, source)
+        click.echo(f"most dangerous attack against this defender mixture: {game.attackers[j]} "
+                   f"(leaves {worst:.3f})")
+
+    emit(ctx, data, human)
+
+
+def _print_solution(game, sol, boot, source) -> None:
+    from arena.plots import short
+
+    click.echo(f"{sol.method} solution of {source}: {len(game.defenders)} defenders × "
+               f"{len(game.attackers)} attackers")
+    for side, names, w, lo, hi in (
+        ("defender", game.defenders, sol.defender, boot and boot.defender_lo,
+         boot and boot.defender_hi),
+        ("attacker", game.attackers, sol.attacker, boot and boot.attacker_lo,
+         boot and boot.attacker_hi),
+    ):
+        click.echo(f"  {side} mixture:")
+        for i in sorted(range(len(names)), key=lambda k: -w[k]):
+            interval = f"   [{lo[i]:.2f}, {hi[i]:.2f}]" if boot is not None else ""
+            click.echo(f"    {w[i]:6.3f}  {short(names[i])}{interval}")
+    interval = f"  (95% interval {boot.value_lo:.3f} … {boot.value_hi:.3f})" if boot else ""
+    click.echo(f"  value: {sol.value:.3f}{interval}")
+    click.echo(f"  exploitability (NashConv): {sol.exploitability:.2e}")
 
 
 # -- training ---------------------------------------------------------------------------------

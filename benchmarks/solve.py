@@ -2,6 +2,7 @@
 
     python benchmarks/solve.py                      # sizes 10, 50, 100, 200, 500
     python benchmarks/solve.py --sizes 10,50 --repeats 5
+    python benchmarks/solve.py --blas-threads 1     # on a loaded machine (see below)
 
 Tables are N x N with standard normal entries (seed 0). Each method is timed through the
 public entry point `solvers.meta.solve` (so the time includes the checks and the NashConv of
@@ -13,16 +14,18 @@ Python loop over profiles and their 2(N-1) neighbours, then a dense eigendecompo
 O(N^6); sizes above --alpharank-max-profiles are reported as skipped, with the memory the
 chain alone would take and a cubic extrapolation (in the number of profiles) of the time from
 the largest size measured.
+
+On a machine whose cores are busy with other jobs, multi-threaded OpenBLAS (behind the dense
+eigendecomposition of alpha-rank) can run many times slower than single-threaded;
+--blas-threads sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS before numpy is
+imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
-
-import numpy as np
-
-from solvers.meta import solve
 
 METHODS = [
     ("lp (highs)", "lp", {"backend": "highs"}),
@@ -33,8 +36,10 @@ METHODS = [
 ]
 
 
-def time_solve(M: np.ndarray, method: str, kwargs: dict, repeats: int) -> tuple[float, float]:
+def time_solve(M, method: str, kwargs: dict, repeats: int) -> tuple[float, float]:
     """(best wall time in seconds, NashConv / payoff range) of solve(M, method, **kwargs)."""
+    from solvers.meta import solve
+
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -53,7 +58,13 @@ def main() -> None:
     ap.add_argument(
         "--alpharank-max-profiles", type=int, default=2500, help="largest N*N for alpha-rank (50x50 = 2500)"
     )
+    ap.add_argument("--blas-threads", type=int, default=None, help="BLAS/OpenMP threads (default: library's)")
     args = ap.parse_args()
+    if args.blas_threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.blas_threads)
+    import numpy as np  # after the thread settings, which BLAS reads once at load time
+
     sizes = [int(s) for s in args.sizes.split(",")]
 
     print(f"{'N':>5}  {'method':<15} {'time':>12}  {'NashConv/range':>14}")

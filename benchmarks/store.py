@@ -27,7 +27,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here] + [str(
 from store import League  # noqa: E402
 from store.schema import init_file  # noqa: E402
 
-SHAPES = {"agent.fc1.weight": (64, 96), "agent.fc1.bias": (64,), "agent.rnn.weight_ih": (192, 64),
+SHAPES = {"agent.fc1.weight": (64, 48), "agent.fc1.bias": (64,), "agent.rnn.weight_ih": (192, 64),
           "agent.rnn.weight_hh": (192, 64), "agent.rnn.bias_ih": (192,), "agent.rnn.bias_hh": (192,),
           "agent.fc2.weight": (12, 64), "agent.fc2.bias": (12,)}
 

@@ -16,7 +16,7 @@ from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
 
-NONE_ATTACKER = "none"
+from store import NO_ATTACK
 
 
 @dataclass
@@ -27,14 +27,9 @@ class FillResult:
     seconds: float
 
 
-def ensure_none_attacker(lg) -> str:
-    """The no-attack column is a league policy like any other; add it on first use."""
-    from policies.build import build_policy_record
-
-    names = {i.name for i in lg.list(role="attacker", include_retired=True)}
-    if NONE_ATTACKER not in names:
-        return lg.add_policy(**build_policy_record(NONE_ATTACKER, "none"))
-    return lg.resolve(NONE_ATTACKER)
+def resolve_attacker(lg, ref: str) -> str:
+    """`none` is the store's reserved no-attack column, not a stored policy."""
+    return NO_ATTACK if ref == NO_ATTACK else lg.resolve(ref)
 
 
 def default_players(lg, scenario: str) -> tuple[list[str], list[str]]:
@@ -42,8 +37,7 @@ def default_players(lg, scenario: str) -> tuple[list[str], list[str]]:
     it, the no-attack column first."""
     defenders = [i.ref for i in lg.list(role="defender") if i.scenario in (scenario, "any")]
     attackers = [i.ref for i in lg.list(role="attacker") if i.scenario in (scenario, "any")]
-    attackers.sort(key=lambda r: (not r.startswith(NONE_ATTACKER + "@"), r))
-    return defenders, attackers
+    return defenders, [NO_ATTACK] + attackers
 
 
 def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
@@ -59,17 +53,13 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     if episodes < 1:
         raise PolicyError("--episodes must be at least 1")
     device = resolve_device(device)
-    with league_open("a") as lg:
-        with lg.transaction():
-            none_ref = ensure_none_attacker(lg)
+    with league_open("r") as lg:
         d_all, a_all = default_players(lg, scenario)
         defenders = [lg.resolve(d) for d in defenders] if defenders else d_all
-        attackers = [lg.resolve(a) for a in attackers] if attackers else a_all
+        attackers = [resolve_attacker(lg, a) for a in attackers] if attackers else a_all
         if not defenders:
             raise PolicyError(f"no defender for scenario {scenario} in the league; "
                               f"train one with `arena train defender`")
-        if not attackers:
-            attackers = [none_ref]
         table = lg.payoff(scenario, defenders, attackers)
         cells = pay.plan(table, episodes, seed)
         lineup = build_lineup(lg, scenario, defenders, attackers, device) if cells else None
@@ -125,17 +115,21 @@ def play_match(league_open: Callable, defender: str, attacker: str, scenario: st
     if episodes < 1:
         raise PolicyError("--episodes must be at least 1")
     device = resolve_device(device)
-    with league_open("a") as lg:
-        d_info, a_info = lg.info(defender), lg.info(attacker)
-        from policies.lineup import check_role
+    from policies.lineup import check_role
 
+    with league_open("r") as lg:
+        d_info = lg.info(defender)
         check_role(d_info, "defender")
-        check_role(a_info, "attacker")
-        scenario = scenario or infer_scenario(lg, [d_info.ref, a_info.ref])
+        a_ref = resolve_attacker(lg, attacker)
+        refs = [d_info.ref]
+        if a_ref != NO_ATTACK:
+            check_role(lg.info(a_ref), "attacker")
+            refs.append(a_ref)
+        scenario = scenario or infer_scenario(lg, refs)
         if seed is None:
-            seed = int(lg.payoff(scenario, [d_info.ref], [a_info.ref]).count[0, 0])
-        lineup = build_lineup(lg, scenario, [d_info.ref], [a_info.ref], device)
-    cell = pay.Cell(d_info.ref, a_info.ref, episodes, seed)
+            seed = int(lg.payoff(scenario, [d_info.ref], [a_ref]).count[0, 0])
+        lineup = build_lineup(lg, scenario, [d_info.ref], [a_ref], device)
+    cell = pay.Cell(d_info.ref, a_ref, episodes, seed)
     start = time.perf_counter()
     (stats,) = pay.run_cells(scenario, lineup, [cell], device, on_step)
     seconds = time.perf_counter() - start

@@ -169,6 +169,40 @@ register(
         ),
     )
 )
+# Learned observation attackers: the budget plus the network shape written by training
+# (policies.train_attacker), so that a stored config validates and rebuilds the network.
+_LEARNED_SHAPE = (
+    Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
+    Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),
+    Param("n_actions", "int", 1, "number of actions (set by training)", 1, None),
+    Param("state_dim", "int", 1, "state size, critic input (set by training)", 1, None),
+    Param("hidden", "int", 64, "width of the policy and value networks", 1, 4096),
+)
+register(
+    Kind(
+        "atla",
+        "attacker",
+        "observation",
+        True,
+        "ATLA: learned Gaussian perturbation policy in the ε-ball (PPO, reward −team return)",
+        _BUDGET + _LEARNED_SHAPE + (Param("algo", "choice", "atla", "network family", choices=("atla",)),),
+    )
+)
+register(
+    Kind(
+        "pa_ad",
+        "attacker",
+        "observation",
+        True,
+        "PA-AD: learned director picks target actions, targeted FGSM/PGD actor moves towards them",
+        _BUDGET
+        + _LEARNED_SHAPE
+        + (
+            Param("algo", "choice", "pa_ad", "network family", choices=("pa_ad",)),
+            Param("steps", "int", 1, "actor gradient steps (1: targeted FGSM)", 1, 200),
+        ),
+    )
+)
 register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)"))
 register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)"))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))

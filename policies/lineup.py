@@ -17,6 +17,7 @@ from policies.errors import PolicyError
 from policies.kinds import KindError, get_kind
 from policies.obs_attacks import ATTACKS, build_attack
 from policies.stacked_team import StackedTeam
+from store import NO_ATTACK
 
 TEAM_KINDS = ("qmix", "vdn")
 
@@ -115,6 +116,11 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
             members.append([(teams.member(info.ref), 1.0)])
     objs, freq, surrogates, att_members = [], [], {}, []
     for ref in attackers:
+        if ref == NO_ATTACK:
+            att_members.append([(len(objs), 1.0)])
+            objs.append(build_attack("none", {}, spec.n_agents))
+            freq.append(1.0)
+            continue
         info = lg.info(ref)
         check_role(info, "attacker")
         check_scenario(info, scenario)
@@ -156,3 +162,6 @@ def _attacker(lg, rec, spec, scenario, device):
         teams.member(s_rec.ref)
         sur = (StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device), [(0, 1.0)])
     return obj, float(config.get("freq", 1.0)), sur
+
+
+from policies import atla, pa_ad  # noqa: E402,F401  (register learned attackers)

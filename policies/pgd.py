@@ -63,11 +63,14 @@ def pgd(
     generator: torch.Generator | None = None,
     avail: torch.Tensor | None = None,
     objective: str = "ce",
+    init_delta: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Perturbed observations [B, n, obs] within the ε-ball around `obs` (no gradient).
 
     `agent_mask` ([B, n] or [n] bool) selects the attacked agents; `generator` seeds the
     random start; `avail` restricts the greedy action and the objective to available actions.
+    `init_delta` [B, n, obs] is a given starting point inside the ball (it replaces the random
+    start: the match engine draws it from per-episode streams).
     """
     check_norm(norm)
     if objective not in ("ce", "gap"):
@@ -77,7 +80,9 @@ def pgd(
     with torch.no_grad():
         u = greedy_actions(q_fn(obs), avail)  # [B, n]
     delta = torch.zeros_like(obs)
-    if random_start:
+    if init_delta is not None:
+        delta = project(init_delta.to(obs), eps, norm) * mask
+    elif random_start:
         delta = random_in_ball(obs.shape, eps, norm, obs.device, generator) * mask
     for _ in range(steps):
         x = (obs + delta).requires_grad_(True)

@@ -1,21 +1,46 @@
-"""Many GRU teams in one call: parameters stacked per architecture, evaluated with vmap.
+"""Many GRU teams in one call: parameters stacked per architecture, grouped matmuls.
 
 Rows of a batch are played by different members (defender policies). Members with the same
-architecture (input size, hidden size, actions) have their parameters stacked with
-`torch.func.stack_module_state`; the rows are scattered into a padded [M, G, ...] block (G =
-most rows of any member), one `vmap(functional_call)` evaluates every member on its rows,
-and the result is gathered back. The call is differentiable in the observation, so gradient
-attacks take one backward pass for the whole batch.
+architecture (input size, hidden size, actions) have their parameters stacked into [M, ...]
+tensors; the rows are scattered into a padded [M, G, ...] block (G = most rows of any member)
+and each layer is one `baddbmm` over all members at once, then the result is gathered back.
+(`torch.func.vmap` has no batching rule for `gru_cell` and would fall back to a Python loop,
+so the GRU cell is written out with PyTorch's gate order r, z, n.) The call is differentiable
+in the observation, so gradient attacks take one backward pass for the whole batch.
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch.func import functional_call, stack_module_state, vmap
 
 from policies.rnn_agent import RNNAgent, build_inputs
+
+
+def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
+    """Stacked, transposed weights for x @ W: W [M, in, out], b [M, 1, out]."""
+    def w(name):
+        return torch.stack([dict(a.named_parameters())[name].detach() for a in agents]).to(device)
+
+    return {
+        "w1": w("fc1.weight").transpose(1, 2).contiguous(), "b1": w("fc1.bias").unsqueeze(1),
+        "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(), "bi": w("rnn.bias_ih").unsqueeze(1),
+        "wh": w("rnn.weight_hh").transpose(1, 2).contiguous(), "bh": w("rnn.bias_hh").unsqueeze(1),
+        "w2": w("fc2.weight").transpose(1, 2).contiguous(), "b2": w("fc2.bias").unsqueeze(1),
+    }
+
+
+def grouped_forward(p: dict[str, torch.Tensor], x: torch.Tensor, h: torch.Tensor):
+    """x [M, R, in], h [M, R, H] → (q [M, R, A], h' [M, R, H]): RNNAgent for every member."""
+    y = torch.relu(torch.baddbmm(p["b1"], x, p["w1"]))
+    gi = torch.baddbmm(p["bi"], y, p["wi"])
+    gh = torch.baddbmm(p["bh"], h, p["wh"])
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    h_new = (1 - z) * n + z * h
+    return torch.baddbmm(p["b2"], h_new, p["w2"]), h_new
 
 
 class StackedTeam:
@@ -33,54 +58,45 @@ class StackedTeam:
             key = (agent.fc1.in_features, agent.hidden, agent.fc2.out_features)
             groups.setdefault(key, []).append(m)
         self.groups = []
-        for key, members in groups.items():
-            mods = [agents[m].to(self.device).eval() for m in members]
-            params, buffers = stack_module_state(mods)
-            params = {k: v.detach() for k, v in params.items()}
-            base = copy.deepcopy(mods[0]).to("meta")
-            member_ids = torch.tensor(members, dtype=torch.long, device=self.device)
-            self.groups.append((key, member_ids, params, buffers, base))
-        # member index → (group, position within group)
         self._group_of = torch.empty(self.n_members, dtype=torch.long, device=self.device)
-        self._pos_in_group = torch.empty(self.n_members, dtype=torch.long, device=self.device)
-        for g, (_, member_ids, *_rest) in enumerate(self.groups):
-            self._group_of[member_ids] = g
-            self._pos_in_group[member_ids] = torch.arange(len(member_ids), device=self.device)
+        self._pos = torch.empty(self.n_members, dtype=torch.long, device=self.device)
+        for g, (key, members) in enumerate(groups.items()):
+            ids = torch.tensor(members, dtype=torch.long, device=self.device)
+            self._group_of[ids] = g
+            self._pos[ids] = torch.arange(len(members), device=self.device)
+            self.groups.append((key, len(members), _stack([agents[m] for m in members], self.device)))
 
     def initial_state(self, rows: int, device=None) -> torch.Tensor:
         return torch.zeros(rows, self.n_agents, self.hidden, device=device or self.device)
 
     def q_values(self, obs, hidden, last_action, member):
         """obs [R,n,o], hidden [R,n,H], last one-hot [R,n,A], member [R] → (q [R,n,A], h')."""
-        R, n, _ = obs.shape
         inputs = build_inputs(obs, last_action)  # [R, n, in]
-        if len(self.groups) == 1 and self.n_members == 1:
-            _, _, params, buffers, base = self.groups[0]
-            single = {k: v[0] for k, v in params.items()}
-            q, h = functional_call(base, (single, {}), (inputs.reshape(R * n, -1),
-                                                        hidden.reshape(R * n, -1)))
-            return q.view(R, n, -1), h.view(R, n, -1)
-        q_out = obs.new_zeros(R, n, self.n_actions)
+        if len(self.groups) == 1:
+            key, M, params = self.groups[0]
+            return self._group(key, M, params, inputs, hidden, self._pos[member])
+        q_out = obs.new_zeros(*obs.shape[:2], self.n_actions)
         h_out = torch.zeros_like(hidden)
         group = self._group_of[member]
-        for g, (key, member_ids, params, buffers, base) in enumerate(self.groups):
-            rows = (group == g).nonzero().flatten() if len(self.groups) > 1 else None
-            x = inputs if rows is None else inputs[rows]
-            hh = hidden if rows is None else hidden[rows]
-            pos = self._pos_in_group[member if rows is None else member[rows]]
-            q, h = self._group_forward(key, len(member_ids), params, buffers, base, x, hh, pos)
-            if rows is None:
-                q_out, h_out = q, h
-            else:
-                q_out = q_out.index_put((rows,), q)
-                h_out = h_out.index_put((rows,), h)
+        for g, (key, M, params) in enumerate(self.groups):
+            rows = (group == g).nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            H = key[1]
+            q, h = self._group(key, M, params, inputs[rows], hidden[rows, :, :H],
+                               self._pos[member[rows]])
+            q_out = q_out.index_put((rows,), q)
+            h_out = h_out.index_put((rows,), torch.nn.functional.pad(h, (0, self.hidden - H)))
         return q_out, h_out
 
     @staticmethod
-    def _group_forward(key, M, params, buffers, base, x, hidden, pos):
-        """Rows x [r,n,in] of one architecture, member position pos [r] → q, h."""
+    def _group(key, M, params, x, hidden, pos):
+        """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
         r, n, d_in = x.shape
         H = key[1]
+        if M == 1:
+            q, h = grouped_forward(params, x.reshape(1, r * n, d_in), hidden.reshape(1, r * n, H))
+            return q.view(r, n, -1), h.view(r, n, H)
         counts = torch.bincount(pos, minlength=M)
         G = int(counts.max())
         order = torch.argsort(pos, stable=True)
@@ -88,12 +104,6 @@ class StackedTeam:
         slot = torch.empty_like(pos)
         slot[order] = torch.arange(r, device=pos.device) - starts[pos[order]]
         xp = x.new_zeros(M, G, n, d_in).index_put((pos, slot), x)  # [M, G, n, in]
-        hp = hidden.new_zeros(M, G, n, H).index_put((pos, slot), hidden[..., :H])
-
-        def one(p, b, xi, hi):
-            return functional_call(base, (p, b), (xi, hi))
-
-        q, h = vmap(one)(params, buffers, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
-        q = q.view(M, G, n, -1)[pos, slot]  # [r, n, A]
-        h = h.view(M, G, n, H)[pos, slot]
-        return q, h
+        hp = hidden.new_zeros(M, G, n, H).index_put((pos, slot), hidden)
+        q, h = grouped_forward(params, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
+        return q.view(M, G, n, -1)[pos, slot], h.view(M, G, n, H)[pos, slot]

@@ -74,11 +74,14 @@ def bootstrap(
     count = np.asarray(count)
     if mean.ndim != 2 or std.shape != mean.shape or count.shape != mean.shape:
         raise SolverError(
-            f"bootstrap needs 2-D mean, std and count of one shape; got {mean.shape}, {std.shape}, {count.shape}"
+            "bootstrap needs 2-D mean, std and count of one shape; "
+            f"got {mean.shape}, {std.shape}, {count.shape}"
         )
     if np.any(count <= 0):
         i, j = np.argwhere(count <= 0)[0]
-        raise SolverError(f"cell (row {i}, column {j}) has count {count[i, j]}; fill it or drop that row/column")
+        raise SolverError(
+            f"cell (row {i}, column {j}) has count {count[i, j]}; fill it or drop that row/column"
+        )
     mean = check_matrix(mean)
     # A single episode has no sample std (the league's tables give NaN): hold that cell fixed.
     std = np.where((count == 1) & np.isnan(std), 0.0, std)

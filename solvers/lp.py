@@ -3,7 +3,7 @@
 The minimax theorem (von Neumann, 1928) makes the maximin mixture of the row player and the
 minimax mixture of the column player a Nash equilibrium, and both are the solutions of a
 primal/dual pair of linear programs (Shoham & Leyton-Brown, 2009, "Multiagent Systems",
-Sec. 4.1, Eqs. 4.4-4.7). With M [D, A] the defender's utility:
+Sec. 4.1). With M [D, A] the defender's utility:
 
     defender (primal):  max_{p, v}  v   s.t.  (p^T M)_j >= v  for every attacker j,
                                              sum_i p_i = 1,  p >= 0

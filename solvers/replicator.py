@@ -6,11 +6,11 @@ Learning" (NeurIPS), Sec. 3.1: each player k follows the replicator equation
     dx_k(a)/dt = x_k(a) [ u_k(a, x_-k) - u_k(x_k, x_-k) ]
 
 integrated with Euler steps of size dt, each step followed by the Euclidean projection onto
-the gamma-exploratory simplex {x : sum_a x(a) = 1, x(a) >= gamma}, so no strategy dies out. Here u_0 = M q (defender) and
-u_1 = -(p^T M) (attacker).
+the gamma-exploratory simplex {x : sum_a x(a) = 1, x(a) >= gamma}, so no strategy dies out.
+Here u_0 = M q (defender) and u_1 = -(p^T M) (attacker).
 
 What is returned: OpenSpiel's `projected_replicator_dynamics` returns the *average* of the
-strategies along the trajectory (all `iterations + 1` points, the uniform start included),
+strategies along the trajectory (all `iterations + 1` points, the start included),
 or of the last `average_last` points when that option is set; `average_last=1` gives the
 last iterate. The average is what converges to equilibrium in zero-sum games; the last
 iterate cycles (e.g. in rock-paper-scissors).

@@ -18,6 +18,8 @@ File layout (readable with plain h5py; strings are variable-length UTF-8)::
             row i's episodes are ep_*[offset[i] : offset[i] + episodes[i]]
     /runs/<run_id>/            attrs: config (JSON), created; dataset iterations: one JSON str
                                       per iteration
+    /index                     a JSON str caching the policy attributes and run ids (read on
+                               open instead of every group's attributes; see schema.write_index)
 
 Crash safety. The main file is never written in place. A committed write (one call, or one
 ``transaction()``) is a small journal entry ``PATH.journal/<seq>.jrn`` made durable by fsync
@@ -64,6 +66,10 @@ from store.records import (NO_ATTACK, ROLES, MatchRecord, PolicyInfo, PolicyReco
 from store.version import SCHEMA_VERSION
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _a(role: str) -> str:
+    return ("an " if role[0] in "aeiou" else "a ") + role
 
 
 def _fsync_file(path: Path) -> None:
@@ -327,6 +333,7 @@ class League:
                             schema.apply_op(f, op, reader)
                             purged |= op["op"] == "purge"
                     f.attrs["journal_seq"] = view.seq
+                    schema.write_index(f, view)
                     if purged:
                         out = Path(str(self.path) + ".ckpt2.tmp")
                         schema.repack(f, out)
@@ -505,7 +512,7 @@ class League:
         name, entry, ve = self._lookup(view, ref)
         full = make_ref(name, ve.version)
         if entry.role != role:
-            raise StoreError(f"{full} is a{'n' if entry.role == 'attacker' else ''} {entry.role}, not a {role}")
+            raise StoreError(f"{full} is {_a(entry.role)}, not {_a(role)}")
         if entry.scenario not in (scenario, "any"):
             raise StoreError(f"{full} is for scenario {entry.scenario!r}, not {scenario!r}")
         return full

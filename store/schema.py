@@ -51,12 +51,52 @@ def init_file(f: h5py.File) -> None:
     f.attrs["journal_seq"] = 0
     for g in ("policies", "matches", "runs"):
         f.create_group(g)
+    write_index(f, View({}, set(), 0))
+
+
+def write_index(f: h5py.File, view: View) -> None:
+    """/index: a JSON copy of the policy attributes and run ids, so opening reads one dataset.
+
+    It is a cache: the attributes stay authoritative, and an index whose "seq" differs from the
+    root's journal_seq (or a deleted one) makes readers scan the attributes instead.
+    """
+    policies = {name: {"role": e.role, "kind": e.kind, "scenario": e.scenario, "latest": e.latest,
+                       "versions": {str(k): [v.config, v.provenance, v.sha256, v.created, v.retired, v.n_params]
+                                    for k, v in e.versions.items()}}
+                for name, e in view.names.items()}
+    text = json.dumps({"seq": view.seq, "policies": policies, "runs": sorted(view.main_runs | set(view.new_runs))})
+    if "index" in f:
+        del f["index"]
+    f.create_dataset("index", data=text, dtype=STR)
+
+
+def _view_from_index(f: h5py.File, seq: int) -> View | None:
+    ds = f.get("index")
+    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "O" or ds.shape != ():
+        return None
+    try:
+        index = json.loads(ds.asstr()[()])
+        if index.get("seq") != seq:
+            return None
+        names = {}
+        for name, p in index["policies"].items():
+            entry = NameEntry(p["role"], p["kind"], p["scenario"], int(p["latest"]))
+            for k, (config, prov, sha, created, retired, n) in p["versions"].items():
+                entry.versions[int(k)] = VersionEntry(int(k), config, prov, sha, created, bool(retired), int(n), ("main",))
+            names[name] = entry
+        return View(names, set(index["runs"]), seq, main_seq=seq)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 def load_view(f: h5py.File) -> View:
     """The policy catalogue (no weights) and the run ids of a main file."""
+    seq = int(f.attrs.get("journal_seq", 0))
+    view = _view_from_index(f, seq)
+    if view is not None:
+        return view
     names: dict[str, NameEntry] = {}
     for name, g in f["policies"].items():
         what = f"policy {name}"
@@ -77,7 +117,6 @@ def load_view(f: h5py.File) -> View:
             entry.latest = max(entry.latest, k)
         if entry.versions:
             names[name] = entry
-    seq = int(f.attrs.get("journal_seq", 0))
     return View(names, set(f["runs"].keys()), seq, main_seq=seq)
 
 

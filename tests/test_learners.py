@@ -26,6 +26,15 @@ from tests.toy_envs import CueMatch
 B, N, OBS, A, S = 5, 3, 7, 4, 6
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny networks: intra-op threads only add contention on a shared machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_team(seed=0):
     torch.manual_seed(seed)
     agent = RNNAgent(agent_input_dim(OBS, A, N), A, hidden=16)

@@ -192,7 +192,7 @@ def test_finished_rows_stay_frozen(name):
     ts = env.reset(seed=0)
     for _ in range(env.spec.episode_limit - 1):
         ts = env.step(random_actions(ts, gen))
-    assert not ts.done.any()  # random play catches nothing like every prey
+    assert not ts.done.any()  # random play never catches every prey this fast
     # end row 1 early by hand: its prey are removed, then one more step ends it as a win
     remove_prey(env, 1, slice(None))
     ts = env.step(random_actions(ts, gen))

@@ -23,6 +23,9 @@ Whiteson, "Deep Coordination Graphs", ICML 2020), bounded world, `capture_action
      are removed first here, so a prey may step into a cell freed by a catch.)
   4. the episode terminates, won, when no prey is left; it is truncated (lost) at
      `episode_limit` steps by the base class.
+  DCG options left out: catching agents are not frozen for the rest of the episode
+  (`capture_freezes`), they only skip their move in the step they catch, and there is no
+  per-step time penalty (`reward_time`); the rewards are those of the task papers.
 - Placement at reset: walls, then agents, then prey on distinct cells drawn uniformly.
   The first `n_triggers` walls carry a trigger (the backdoor pattern).
 
@@ -36,6 +39,9 @@ agent's own position (row/(H-1), col/(W-1)). Channels:
   k+2 (trigger mode "ood" only): 1.0 on a triggered wall.
 State: the whole grid, channel-major [C, H, W] flattened, with channels agents, prey types,
 then the wall channel (only when there are walls) and the trigger channel ("ood" only).
+
+Step info, per episode: `caught` and `failed_catches` (counts [B]), `collisions` ([B]);
+every TimeStep also carries `trigger_seen` [B, n]: agents whose window holds a trigger.
 
 All randomness of a reset comes from `_draw_layout` and all randomness of a step from
 `_draw_step_noise`, so a reference implementation can be fed the very same numbers.
@@ -125,13 +131,15 @@ class GridConfig:
             raise ScenarioError(f"{self.n_triggers} triggers do not fit on {self.n_walls} walls")
         needed = self.n_walls + self.n_agents + self.n_prey
         if needed > self.n_cells:
-            raise ScenarioError(f"{needed} entities do not fit on a {self.height}x{self.width} grid")
+            size = f"{self.height}x{self.width}"
+            raise ScenarioError(f"{needed} entities do not fit on a {size} grid")
 
 
 class GridHunt(VecEnv):
     """Batched grid hunting game; see the module docstring for the rules and layouts.
 
-    Per-episode tensors (dump cell D = H*W holds removed prey; it is never a move target):
+    Per-episode tensors (the dump cell D = H*W holds removed prey and stands for "outside the
+    grid" in the lookup tables; no live entity ever moves there):
       occ [B, D+1] int8 entity code per cell, agent_pos [B, n], prey_pos [B, m] flat cells,
       alive [B, m] bool, wall_val [B, D+1] float wall channel, trigger [B, D+1] bool.
     """
@@ -185,21 +193,22 @@ class GridHunt(VecEnv):
         self._need = torch.tensor(c.prey_catchers, device=dev)[self._prey_type]  # [m]
         self._reward = torch.tensor(c.prey_rewards, device=dev)[self._prey_type]  # [m]
         self._ar = torch.arange(self.B, device=dev)  # [B]
+        self._state_chans = torch.tensor(c.state_channels, dtype=torch.long, device=dev)
 
     # -- randomness: every draw of a reset or a step goes through these two -------------------
     def _draw_layout(self) -> dict[str, torch.Tensor]:
         """Distinct cells for walls, agents, prey (in that order), for every row: [B, N]."""
         c = self.config
         n_placed = c.n_walls + c.n_agents + c.n_prey
-        cells = self.rand(self.B, c.n_cells).argsort(-1)[:, :n_placed]  # [B, N]
+        cells = self.rand(self.B, c.n_cells).argsort(dim=-1, stable=True)[:, :n_placed]  # [B, N]
         return {"cells": cells}
 
     def _draw_step_noise(self) -> dict[str, torch.Tensor]:
         """Agent order [B, n], prey order [B, m] (permutations) and prey moves [B, m] in 0..4."""
         c = self.config
         return {
-            "agent_order": self.rand(self.B, c.n_agents).argsort(-1),
-            "prey_order": self.rand(self.B, c.n_prey).argsort(-1),
+            "agent_order": self.randperm_rows(c.n_agents),
+            "prey_order": self.randperm_rows(c.n_prey),
             "prey_move": self.randint(5, self.B, c.n_prey),
         }
 
@@ -234,11 +243,12 @@ class GridHunt(VecEnv):
         ar, D = self._ar, c.n_cells
         collisions = torch.zeros(self.B, dtype=torch.long, device=self.device)  # [B]
 
-        # 1. agents, one at a time in a random order
+        # 1. agents, one at a time in a random order (columns of *_k are in acting order)
+        order = noise["agent_order"]  # [B, n]
+        pos_k, act_k = self.agent_pos.gather(1, order), actions.gather(1, order)  # [B, n]
+        new_k = torch.empty_like(pos_k)
         for k in range(c.n_agents):
-            i = noise["agent_order"][:, k]  # [B]
-            pos = self.agent_pos[ar, i]
-            act = actions[ar, i]
+            pos, act = pos_k[:, k], act_k[:, k]
             target = self._move_tab[pos, act]
             found = self.occ[ar, target]
             moving = active & (found == EMPTY)  # stay/catch target their own, occupied, cell
@@ -247,7 +257,8 @@ class GridHunt(VecEnv):
             new = torch.where(moving, target, pos)
             self.occ[ar, pos] = EMPTY
             self.occ[ar, new] = AGENT
-            self.agent_pos[ar, i] = new
+            new_k[:, k] = new
+        self.agent_pos = self.agent_pos.scatter(1, order, new_k)
 
         # 2. catches, resolved at once
         catching = active.unsqueeze(-1) & (actions == CATCH)  # [B, n]
@@ -267,17 +278,20 @@ class GridHunt(VecEnv):
         self.prey_pos = torch.where(caught, D, self.prey_pos)
         self.alive = self.alive & ~caught
 
-        # 3. remaining prey, one at a time in a random order
+        # 3. remaining prey, one at a time in a random order; a removed prey sits on the dump
+        # cell, whose only move target is itself
+        order = noise["prey_order"]  # [B, m]
+        pos_k = self.prey_pos.gather(1, order)  # [B, m]
+        target_k = self._move_tab[pos_k, noise["prey_move"].gather(1, order)]  # [B, m]
+        new_k = torch.empty_like(pos_k)
         for k in range(c.n_prey):
-            j = noise["prey_order"][:, k]  # [B]
-            pos = self.prey_pos[ar, j]
-            target = self._move_tab[pos, noise["prey_move"][ar, j]]
-            # a removed prey sits on the dump cell, whose only move target is itself
+            pos, target = pos_k[:, k], target_k[:, k]
             moving = active & (self.occ[ar, target] == EMPTY)
             new = torch.where(moving, target, pos)
             self.occ[ar, pos] = EMPTY
             self.occ[ar, new] = PREY
-            self.prey_pos[ar, j] = new
+            new_k[:, k] = new
+        self.prey_pos = self.prey_pos.scatter(1, order, new_k)
 
         terminated = active & ~self.alive.any(1)
         info = {"caught": caught.sum(1), "failed_catches": failed.sum(1),
@@ -308,7 +322,7 @@ class GridHunt(VecEnv):
         view[:, :, 0, K // 2] = 0.0  # the agent itself
         obs = torch.cat([view.reshape(B, n, C * K), self._pos_feat[self.agent_pos]], -1)
 
-        state = full[:, c.state_channels, :D].reshape(B, -1)  # [B, state_dim]
+        state = full.index_select(1, self._state_chans)[:, :, :D].reshape(B, -1)  # [B, S]
 
         prey_here = ent[:, 1:].sum(1)  # [B, D+1]
         near = prey_here.gather(1, self._adj_tab[self.agent_pos].view(B, n * 4)).view(B, n, 4)

@@ -52,7 +52,8 @@ from arena.scenarios.smac_units import (
 REWARD_DEATH = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0  # SMAC scales the best episode return to this
-JITTER = 0.5  # start positions: formation slot ± JITTER per axis
+GROUP_JITTER = 1.0  # each team's formation is shifted by up to ± this per axis
+JITTER = 0.1  # and each unit by up to ± this per axis, around its formation slot
 SPACING = 1.5  # distance between formation slots
 ROW = 4  # units per formation column
 # A walk toward a target ends this far inside weapon range, so that rounding never leaves
@@ -131,7 +132,10 @@ class SmacLite(VecEnv):
     def _reset_rows(self, rows: torch.Tensor) -> None:
         s, tb = self.units, self.table
         B, U = self.B, self.n_units
-        jitter = (self.rand(B, U, 2) * 2 - 1) * JITTER  # [B, U, 2]
+        n = self.n_agents
+        shift = (self.rand(B, 2, 2) * 2 - 1) * GROUP_JITTER  # [B, team, 2]
+        team = (torch.arange(U, device=self.device) >= n).long()  # [U]
+        jitter = shift[:, team] + (self.rand(B, U, 2) * 2 - 1) * JITTER  # [B, U, 2]
         r1, r2 = rows[:, None], rows[:, None, None]
         s.pos = torch.where(r2, self._home + jitter, s.pos)
         s.hp = torch.where(r1, tb.hp_max.expand(B, U), s.hp)

@@ -118,8 +118,8 @@ class Spread(VecEnv):
     def _occupied(self) -> torch.Tensor:
         agents = torch.stack([a.state.pos for a in self._agents], 1)  # [B, n, 2]
         marks = torch.stack([m.state.pos for m in self._landmarks], 1)  # [B, n, 2]
-        dist = torch.cdist(marks, agents)  # [B, landmarks, agents]
-        return (dist.min(-1).values < OCCUPIED_DIST).sum(-1).float()  # [B]
+        dist = (marks.unsqueeze(2) - agents.unsqueeze(1)).norm(dim=-1)  # [B, landmarks, agents]
+        return (dist.amin(-1) < OCCUPIED_DIST).sum(-1).float()  # [B]
 
     # -- contract ------------------------------------------------------------------------------
     def _reset_rows(self, rows: torch.Tensor) -> None:

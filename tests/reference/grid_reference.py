@@ -234,7 +234,8 @@ def _compare(ts, refs, where: str) -> None:
 
     for b, ref in enumerate(refs):
         obs, state, avail, seen = ref.observe()
-        torch.testing.assert_close(ts.obs[b].cpu(), torch.tensor(obs), msg=f"obs row {b} at {where}")
+        expected = torch.tensor(obs)
+        torch.testing.assert_close(ts.obs[b].cpu(), expected, msg=f"obs row {b} at {where}")
         assert ts.state[b].tolist() == state, f"state row {b} at {where}"
         assert ts.avail[b].tolist() == avail, f"avail row {b} at {where}"
         assert ts.info["trigger_seen"][b].tolist() == seen, f"trigger_seen row {b} at {where}"

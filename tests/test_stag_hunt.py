@@ -1,0 +1,147 @@
+"""Stag hunt with walls (stag10): reference agreement, hand-built situations, triggers.
+The contract tests shared with predator-prey live in test_predator_prey.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from arena import scenarios
+from arena.core import ScenarioError
+from arena.scenarios.grid import CATCH
+from tests.reference.grid_reference import run_differential
+
+RIGHT, DOWN, LEFT, UP, STAY = range(5)
+W = 10
+
+
+def cell(row: int, col: int) -> int:
+    return row * W + col
+
+
+def layout(walls, agents, stags, hares) -> list[int]:
+    """Fill up to 25 walls, 8 agents, 8 stags and 8 hares with far cells (rows 5-9)."""
+    used = set(walls + agents + stags + hares)
+    spare = iter(c for c in range(cell(5, 0), cell(10, 0)) if c not in used)
+    walls = walls + [next(spare) for _ in range(25 - len(walls))]
+    agents = agents + [next(spare) for _ in range(8 - len(agents))]
+    stags = stags + [next(spare) for _ in range(8 - len(stags))]
+    hares = hares + [next(spare) for _ in range(8 - len(hares))]
+    return walls + agents + stags + hares
+
+
+def make(batch_size=1, cells=None, **options):
+    env = scenarios.make("stag10", batch_size, **options)
+    if cells is not None:
+        fixed = torch.tensor(cells).expand(batch_size, len(cells)).clone()
+        env._draw_layout = lambda: {"cells": fixed}
+    return env
+
+
+def random_actions(ts, gen):
+    B, n, A = ts.avail.shape
+    return torch.multinomial(ts.avail.float().view(-1, A), 1, generator=gen).view(B, n)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"trigger_fraction": 0.4, "trigger_mode": "ood"},
+     {"trigger_fraction": 0.4, "trigger_mode": "in_dist"}],
+    ids=["clean", "ood", "in_dist"],
+)
+def test_matches_reference_on_every_row(options):
+    env = scenarios.make("stag10", 8, auto_reset=True, debug=True, **options)
+    counts = run_differential(env, steps=250, seed=7)
+    assert counts["caught"] > 50 and counts["failed_catches"] > 100
+    assert counts["collisions"] > 50 and counts["episodes"] >= 8
+    assert (counts["trigger_seen"] > 0) == bool(options)
+
+
+@pytest.mark.parametrize(
+    "options,obs_dim,state_dim",
+    [({}, 4 * 25 + 2, 4 * 100),
+     ({"trigger_fraction": 0.2, "trigger_mode": "ood"}, 5 * 25 + 2, 5 * 100),
+     ({"trigger_fraction": 0.0, "trigger_mode": "ood"}, 5 * 25 + 2, 5 * 100),
+     ({"trigger_fraction": 0.2, "trigger_mode": "in_dist"}, 4 * 25 + 2, 4 * 100)],
+)
+def test_spec_dimensions(options, obs_dim, state_dim):
+    spec = scenarios.spec("stag10", **options)
+    assert (spec.obs_dim, spec.state_dim, spec.n_agents, spec.episode_limit) == (
+        obs_dim, state_dim, 8, 200)
+
+
+def test_hare_needs_one_catcher_stag_two():
+    # agent 0 next to a hare, agent 1 alone next to a stag; agents 2, 3 both next to a stag
+    cells = layout([], [cell(0, 0), cell(0, 4), cell(3, 0), cell(3, 2)],
+                   [cell(0, 5), cell(3, 1)], [cell(1, 0)])
+    env = make(1, cells, miscatch_penalty=-2.0)
+    ts = env.reset(seed=0)
+    assert ts.avail[0, :4, CATCH].all()
+    ts = env.step(torch.tensor([[CATCH] * 4 + [STAY] * 4]))
+    assert ts.info["caught"].item() == 2 and ts.info["failed_catches"].item() == 1
+    assert ts.reward.item() == pytest.approx(1.0 + 10.0 - 2.0)
+    state = ts.state.view(4, 10, 10)
+    assert state[1].sum() == 7 and state[2].sum() == 7  # one stag and one hare gone
+
+
+def test_move_blocked_by_an_agent_is_a_collision_and_walls_block_silently():
+    # agent 0 walks into agent 1 (which stays); agent 2 walks into a wall
+    cells = layout([cell(2, 6)], [cell(2, 2), cell(2, 3), cell(2, 5)], [], [])
+    env = make(1, cells)
+    env.reset(seed=0)
+    ts = env.step(torch.tensor([[RIGHT, STAY, RIGHT] + [STAY] * 5]))
+    assert ts.reward.item() == pytest.approx(-0.1)
+    assert env.agent_pos[0, :3].tolist() == [cell(2, 2), cell(2, 3), cell(2, 5)]
+
+
+@pytest.mark.parametrize("mode", ["ood", "in_dist"])
+def test_only_agents_whose_window_holds_a_trigger_see_it(mode):
+    # 1 of 25 walls carries the trigger: the first one, at (0, 0); agent 0 at (2, 2) has it
+    # in the corner of its 5x5 window, agent 1 at (3, 3) is just out of reach
+    cells = layout([cell(0, 0)], [cell(2, 2), cell(3, 3)], [], [])
+    env = make(1, cells, trigger_fraction=1 / 25, trigger_mode=mode)
+    ts = env.reset(seed=0)
+    assert ts.info["trigger_seen"][0].tolist() == [True] + [False] * 7
+    wall = ts.obs[0, 0, 3 * 25:4 * 25].view(5, 5)
+    if mode == "ood":
+        trigger = ts.obs[0, 0, 4 * 25:5 * 25].view(5, 5)
+        assert wall[0, 0] == 1.0 and trigger[0, 0] == 1.0 and trigger.sum() == 1.0
+        assert ts.obs[0, 1, 4 * 25:5 * 25].sum() == 0.0
+    else:
+        assert wall[0, 0] == 0.5
+        assert not (ts.obs[:, 1:, 3 * 25:4 * 25] == 0.5).any()
+
+
+@pytest.mark.parametrize("mode", [None, "ood", "in_dist"])
+def test_no_trigger_is_ever_seen_at_fraction_zero(mode):
+    env, gen = make(16, trigger_fraction=0.0, trigger_mode=mode), torch.Generator()
+    ts = env.reset(seed=0)
+    for _ in range(30):
+        assert not ts.info["trigger_seen"].any()
+        ts = env.step(random_actions(ts, gen))
+    assert not ts.info["trigger_seen"].any()
+
+
+def test_triggered_wall_count_and_static_non_overlapping_walls():
+    env, gen = make(8, trigger_fraction=0.2, trigger_mode="ood"), torch.Generator()
+    ts = env.reset(seed=3)
+    grid = ts.state.view(8, 5, 100)  # agents, stags, hares, walls, triggers
+    assert grid[:, 3].sum(1).tolist() == [25.0] * 8
+    assert grid[:, 4].sum(1).tolist() == [5.0] * 8  # round(0.2 * 25)
+    assert (grid[:, 4] <= grid[:, 3]).all()  # triggers sit on walls
+    walls = grid[:, 3:].clone()
+    for _ in range(40):
+        ts = env.step(random_actions(ts, gen))
+        grid = ts.state.view(8, 5, 100)
+        assert torch.equal(grid[:, 3:], walls)
+        assert grid[:, :4].sum(1).max() <= 1.0  # one entity per cell at most
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"trigger_fraction": 1.5, "trigger_mode": "ood"}, {"trigger_mode": "pattern"},
+     {"trigger_fraction": 0.2}],
+)
+def test_bad_trigger_options_are_one_line_errors(options):
+    with pytest.raises(ScenarioError):
+        scenarios.make("stag10", 1, **options)
