@@ -170,7 +170,7 @@ class VecEnv:
 
     def randperm_rows(self, n: int) -> torch.Tensor:
         """A random permutation of 0..n-1 per row: [B, n]."""
-        return self.rand(self.B, n).argsort(dim=1)
+        return self.rand(self.B, n).argsort(dim=1, stable=True)  # ties broken the same everywhere
 
     def _reset_selected(self, rows: torch.Tensor) -> None:
         self._rows = rows.nonzero().flatten()

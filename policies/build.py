@@ -33,7 +33,9 @@ def build_policy_record(name: str, kind_name: str, role: str | None = None,
     """Check everything and return the keyword arguments of `League.add_policy`."""
     kind = get_kind(kind_name)
     if role is not None and role != kind.role:
-        raise KindError(f"kind {kind.name!r} is a {kind.role}, not a {role}")
+        article = {"defender": "a", "attacker": "an"}
+        raise KindError(f"kind {kind.name!r} is {article[kind.role]} {kind.role}, "
+                        f"not {article[role]} {role}")
     config = kind.make_config(parse_param_pairs(params))
     weights: dict = {}
     scenario = scenario or "any"

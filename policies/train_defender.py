@@ -53,9 +53,12 @@ class DefenderTrainConfig:
     """Budget of environment team steps, summed over the parallel environments."""
     envs: int = 8
     """Parallel episodes per collection (K rows of one batched environment). One learner
-    update follows each collection, as PyMARL's parallel runner. On 2 CPU cores, 3m learns
-    fastest per wall-second with K = 8: larger K collects faster but updates less often
-    per step (see scripts/train_report.py --measure-envs)."""
+    update follows each collection, as PyMARL's parallel runner with batch_size_run = K.
+    Measured on pp7 with 90 s of wall time each on 2 shared CPU cores (one seed, QMIX):
+    K = 4, 8, 16, 32 reached greedy test returns 27, 36, 34, 37. A collection costs about
+    the same for any K (the episode loop is over steps, not rows), so beyond K = 8 more rows
+    add steps but not learning: learner updates bound the wall time
+    (scripts/train_report.py --measure-envs)."""
     seed: int = 0
     """Seed of network initialisation, exploration, replay sampling and the environments."""
     eps_start: float = 1.0

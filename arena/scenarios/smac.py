@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from arena.core import ScenarioSpec, VecEnv
+from arena.core import ScenarioError, ScenarioSpec, TimeStep, VecEnv
 from arena.scenarios.smac_obs import N_NO_ATTACK, SmacLayout, agent_obs, global_state
 from arena.scenarios.smac_units import (
     ALLY_START,
@@ -52,8 +52,9 @@ from arena.scenarios.smac_units import (
 REWARD_DEATH = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0  # SMAC scales the best episode return to this
-GROUP_JITTER = 1.0  # each team's formation is shifted by up to ± this per axis
-JITTER = 0.1  # and each unit by up to ± this per axis, around its formation slot
+# SMAC spawns each team at fixed map positions; the episode-to-episode variation comes from
+# the game engine and is small. Each unit starts within ± JITTER per axis of its slot.
+JITTER = 0.1
 SPACING = 1.5  # distance between formation slots
 ROW = 4  # units per formation column
 # A walk toward a target ends this far inside weapon range, so that rounding never leaves
@@ -128,14 +129,18 @@ class SmacLite(VecEnv):
             last_action=torch.full((B, n), -1, dtype=torch.long, device=dev),
         )
 
+    def sync(self) -> TimeStep:
+        """Recompute the current time step after `units` was edited by hand (a built start)."""
+        if self._last is None:
+            raise ScenarioError("call reset() before sync()")
+        self._last = self._timestep(self._last.reward, self._last.info)
+        return self._last
+
     # -- VecEnv hooks ------------------------------------------------------------------------
     def _reset_rows(self, rows: torch.Tensor) -> None:
         s, tb = self.units, self.table
         B, U = self.B, self.n_units
-        n = self.n_agents
-        shift = (self.rand(B, 2, 2) * 2 - 1) * GROUP_JITTER  # [B, team, 2]
-        team = (torch.arange(U, device=self.device) >= n).long()  # [U]
-        jitter = shift[:, team] + (self.rand(B, U, 2) * 2 - 1) * JITTER  # [B, U, 2]
+        jitter = (self.rand(B, U, 2) * 2 - 1) * JITTER  # [B, U, 2]
         r1, r2 = rows[:, None], rows[:, None, None]
         s.pos = torch.where(r2, self._home + jitter, s.pos)
         s.hp = torch.where(r1, tb.hp_max.expand(B, U), s.hp)

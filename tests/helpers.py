@@ -1,0 +1,41 @@
+"""Shared fixtures: small leagues with untrained (random-initialised) teams.
+
+An untrained team is a perfectly valid defender for testing the engine: its play is
+deterministic given its weights, so batched and sequential filling must agree exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from arena.scenarios import spec
+from policies.build import base_provenance, build_policy_record
+from policies.train_defender import DefenderTrainConfig, build_networks, export_weights, network_config
+from store import League
+
+
+def random_team(algo: str, scenario: str, seed: int) -> tuple[dict, dict]:
+    torch.manual_seed(seed)
+    cfg = network_config(DefenderTrainConfig(algo=algo, scenario=scenario), spec(scenario))
+    agent, mixer = build_networks(cfg)
+    return cfg, export_weights(agent, mixer)
+
+
+def make_league(path, scenario="pp7", defenders=(("qmix", 0), ("vdn", 1)),
+                attackers=(("random", ["eps=0.2"]), ("fgsm", ["eps=0.2"]),
+                           ("pgd", ["eps=0.2", "steps=2"]))):
+    League.create(path)
+    with League(path, "a") as lg, lg.transaction():
+        for i, (algo, seed) in enumerate(defenders):
+            cfg, w = random_team(algo, scenario, seed)
+            lg.add_policy(f"{algo}{i}", "defender", algo, scenario, cfg, w, base_provenance(seed=seed))
+        for kind, params in attackers:
+            lg.add_policy(**build_policy_record(kind, kind, params=params))
+    return path
+
+
+def opener(path):
+    def open_(mode):
+        return League(path, mode=mode)
+
+    return open_
