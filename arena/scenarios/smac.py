@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from arena.core import ScenarioError, ScenarioSpec, TimeStep, VecEnv
-from arena.scenarios.smac_obs import N_NO_ATTACK, SmacLayout, agent_obs, global_state
+from arena.scenarios.smac_obs import (
+    N_NO_ATTACK,
+    SmacLayout,
+    agent_obs,
+    global_state,
+    other_allies,
+)
 from arena.scenarios.smac_units import (
     ALLY_START,
     ENEMY_START,
@@ -111,6 +117,7 @@ class SmacLite(VecEnv):
         dev = self.device
         self._dirs = torch.tensor(_DIRECTIONS, device=dev)  # [6, 2]
         self._ally_start = torch.tensor(ALLY_START, device=dev)
+        self._others = other_allies(n, dev)  # [n, n-1]
         self._home = torch.cat(
             [
                 _formation(n, ALLY_START, -1.0, dev),
@@ -223,7 +230,7 @@ class SmacLite(VecEnv):
     def _observe(self):
         s = self.units
         avail = self._avail()
-        obs = agent_obs(self.layout, self.table, s.pos, s.hp, s.shield, avail)
+        obs = agent_obs(self.layout, self.table, s.pos, s.hp, s.shield, avail, self._others)
         state = global_state(
             self.layout, self.table, s.pos, s.hp, s.shield, s.cooldown, s.last_action
         )

@@ -132,6 +132,12 @@ def _unit_feats(
     return feats
 
 
+def other_allies(n: int, device) -> torch.Tensor:
+    """[n, n-1]: for agent i, the other agents in index order (SMAC's ally block order)."""
+    every = torch.arange(n, device=device).expand(n, n)
+    return every[~torch.eye(n, dtype=torch.bool, device=device)].reshape(n, n - 1)
+
+
 def agent_obs(
     lay: SmacLayout,
     table: UnitTable,
@@ -139,6 +145,7 @@ def agent_obs(
     hp: torch.Tensor,  # [B, U]
     shield: torch.Tensor,  # [B, U]
     avail: torch.Tensor,  # [B, n, A] bool
+    others: torch.Tensor,  # [n, n-1] from other_allies()
 ) -> torch.Tensor:
     n, m = lay.n_agents, lay.n_enemies
     dev = pos.device
@@ -157,9 +164,6 @@ def agent_obs(
 
     enemy_cols = torch.arange(n, n + m, device=dev).expand(n, m)  # [n, m]
     enemy = block(lay.enemy, enemy_cols, {"attackable": avail[:, :, N_NO_ATTACK:].float()})
-    others = torch.tensor(
-        [[j for j in range(n) if j != i] for i in range(n)], dtype=torch.long, device=dev
-    ).reshape(n, n - 1)  # [n, n-1]
     ally = block(lay.ally, others, {"visible": torch.ones_like(dist[:, :, : n - 1])})
 
     own_cols = torch.arange(n, device=dev)

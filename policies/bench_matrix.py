@@ -1,0 +1,87 @@
+"""The payoff table filled two ways with the same code, timed in one run.
+
+(a) cell by cell and episode by episode: one batch of one episode per call;
+(b) every episode of every cell in one batch.
+Both play exactly the same episodes (per-episode seeds), so the ratio is the speed-up of
+batching alone. Nothing is written to the league.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from arena import payoff as pay
+from policies.lineup import build_lineup
+
+
+def synthetic_league(path: Path, scenario: str, n_defenders: int = 4) -> Path:
+    """Untrained teams and the parameter-only attacks: enough to time the engine anywhere."""
+    import torch
+
+    from arena.scenarios import spec
+    from policies.build import base_provenance, build_policy_record
+    from policies.train_defender import (DefenderTrainConfig, build_networks, export_weights,
+                                         network_config)
+    from store import League
+
+    League.create(path)
+    with League(path, "a") as lg, lg.transaction():
+        for i in range(n_defenders):
+            torch.manual_seed(i)
+            cfg = network_config(DefenderTrainConfig(algo="qmix", scenario=scenario), spec(scenario))
+            agent, mixer = build_networks(cfg)
+            lg.add_policy(f"untrained{i}", "defender", "qmix", scenario, cfg,
+                          export_weights(agent, mixer), base_provenance(seed=i))
+        for kind, params in (("random", []), ("fgsm", []), ("pgd", ["steps=3"])):
+            lg.add_policy(**build_policy_record(kind, kind, params=["eps=0.2"] + params))
+    return path
+
+
+def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=None,
+                 attackers=None, seed: int = 0) -> dict:
+    from policies.evaluate import default_players
+
+    with league_open("r") as lg:
+        d_all, a_all = default_players(lg, scenario)
+        defenders = defenders or d_all
+        attackers = attackers or a_all
+        lineup = build_lineup(lg, scenario, defenders, attackers, device)
+    cells = [pay.Cell(d, a, episodes, seed) for d in defenders for a in attackers]
+    start = time.perf_counter()
+    batched = pay.run_cells(scenario, lineup, cells, device)
+    t_batched = time.perf_counter() - start
+    start = time.perf_counter()
+    seq = [pay.run_cells(scenario, lineup, [pay.Cell(c.defender, c.attacker, 1, c.seed, first=e)],
+                         device)[0] for c in cells for e in range(c.episodes)]
+    t_seq = time.perf_counter() - start
+    same = all(
+        abs(float(b.returns[e]) - float(seq[i * episodes + e].returns[0])) < 1e-4
+        for i, b in enumerate(batched) for e in range(episodes)
+    )
+    total = len(cells) * episodes
+    return {"scenario": scenario, "device": str(device), "defenders": len(defenders),
+            "attackers": len(attackers), "episodes_per_cell": episodes, "episodes": total,
+            "sequential_s": t_seq, "batched_s": t_batched, "speedup": t_seq / t_batched,
+            "episodes_per_s_sequential": total / t_seq, "episodes_per_s_batched": total / t_batched,
+            "same_returns": same}
+
+
+def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, device) -> dict:
+    """Use the league when it has defenders for `scenario`, else a synthetic one."""
+    from store import League
+
+    def opener(path):
+        return lambda mode: League(path, mode=mode)
+
+    if league_path.exists():
+        with League(league_path) as lg:
+            has = any(i.scenario == scenario for i in lg.list(role="defender"))
+        if has:
+            out = bench_matrix(opener(league_path), scenario, episodes, device)
+            return {**out, "league": str(league_path)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = synthetic_league(Path(tmp) / "bench.h5", scenario)
+        out = bench_matrix(opener(path), scenario, episodes, device)
+    return {**out, "league": "synthetic (untrained teams)"}
