@@ -753,6 +753,193 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, a
     emit(ctx, data, human)
 
 
+@train.command("attacker")
+@click.argument("name")
+@click.option("--algo", type=click.Choice(["atla", "pa_ad"]), default="pa_ad", show_default=True)
+@click.option("--against", "against", required=True, help="The defender (or mixture) to attack.")
+@click.option("--scenario", help="Default: the defender's scenario.")
+@click.option("--eps", default=0.2, show_default=True)
+@click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
+@click.option("--steps", default=100_000, show_default=True)
+@click.option("--envs", default=32, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@json_option
+@click.pass_obj
+def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps, envs, seed):
+    """Train a learned observation attacker against a fixed defender; store it as NAME.
+
+    \b
+    Examples:
+      arena train attacker pa_ad --algo pa_ad --against qmix --eps 0.2
+      arena train attacker atla --algo atla --against qmix_fgsm --steps 200000
+    """
+    from arena.core import resolve_device
+    from policies.build import base_provenance
+    from policies.lineup import check_role, mixture_members
+    from policies.train_attacker import AttackerTrainConfig, train_attacker
+
+    with ctx.open("r") as lg:
+        info = lg.info(against)
+        check_role(info, "defender")
+        members = mixture_members(lg, info, "defender") if info.kind == "mixture" else [(info.ref, 1.0)]
+        recs = [(lg.get(r), w) for r, w in members]
+    scenario = scenario or info.scenario
+    cfg = AttackerTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,
+                              eps=eps, norm=norm, device=str(resolve_device(ctx.device)),
+                              trained_against={r.ref: w for r, w in recs})
+    with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
+        res = train_attacker(cfg, [(r.config, r.weights) for r, _ in recs], [w for _, w in recs],
+                             on_progress=bar.update, should_stop=lambda: stopper.stop)
+    prov = base_provenance(**{**res.provenance, "partial": res.partial,
+                              "trained_against": info.ref})
+    with ctx.open("a") as lg:
+        ref = lg.add_policy(name, "attacker", algo, scenario, res.config, res.weights, prov)
+    data = {"ref": ref, "partial": res.partial, "provenance": prov}
+    emit(ctx, data, lambda: click.echo(
+        f"stored {ref}{' (partial)' if res.partial else ''}: " + ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in prov.items() if k.startswith(("victim_", "final_")))))
+
+
+# -- PSRO -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--scenario", help="Default: the scenario with the most defenders.")
+@click.option("--defenders", multiple=True, help="Starting defenders (comma-separated).")
+@click.option("--attackers", multiple=True, help="Starting attackers (comma-separated).")
+@click.option("--iterations", default=3, show_default=True)
+@click.option("--attacker-oracle", type=click.Choice(["atla", "pa_ad"]), default="pa_ad",
+              show_default=True)
+@click.option("--defender-oracle", type=click.Choice(["fgsm", "mixture"]), default="fgsm",
+              show_default=True, help="fgsm: FGSM adversarial training; mixture: train "
+              "against the attacker meta-strategy.")
+@click.option("--meta", type=click.Choice(["lp", "rd", "alpharank", "uniform"]), default="lp",
+              show_default=True)
+@click.option("--episodes", default=32, show_default=True, help="Episodes per cell.")
+@click.option("--steps-per-oracle", default=50_000, show_default=True)
+@click.option("--eps", default=0.2, show_default=True)
+@click.option("--tol", default=0.0, show_default=True, help="Stop when both gains are below it.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--name", "run_name", help="Run id (default: psro<N>).")
+@click.option("--resume", "resume_run", help="Resume this run from its last iteration.")
+@json_option
+@click.pass_obj
+def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, defender_oracle,
+         meta, episodes, steps_per_oracle, eps, tol, seed, run_name, resume_run):
+    """Grow the league towards equilibrium with best-response attackers and defenders.
+
+    Each iteration solves the table, trains an attacker against the defender mixture and a
+    defender against the attacker mixture, adds both and fills only the new row and column.
+    The final meta-strategies are stored as mixture policies RUN_def and RUN_att.
+    With --iterations 0 it is a single match table solved once.
+
+    \b
+    Examples:
+      arena psro --scenario 3m --defenders qmix --attackers fgsm --iterations 3
+      arena psro --resume psro1
+    """
+    from arena.core import resolve_device
+    from solvers.psro_league import LeaguePSROConfig, run_league_psro
+
+    device = str(resolve_device(ctx.device))
+    if resume_run:
+        cfg = LeaguePSROConfig(scenario="", defenders=["-"], attackers=["-"])
+    else:
+        scenario = scenario or _default_scenario(ctx)
+        cfg = LeaguePSROConfig(scenario=scenario, defenders=_names(defenders),
+                               attackers=_names(attackers) or ["none"], iterations=iterations,
+                               attacker_oracle=attacker_oracle, defender_oracle=defender_oracle,
+                               meta=meta, episodes=episodes, steps_per_oracle=steps_per_oracle,
+                               eps=eps, tol=tol, seed=seed, device=device)
+        if not cfg.defenders:
+            raise click.UsageError("give the starting defenders with --defenders")
+
+    def event(msg):
+        if not (ctx.quiet or ctx.json):
+            click.echo(f"  {msg}", err=True)
+
+    def show(it):
+        if not (ctx.quiet or ctx.json):
+            click.echo(_iteration_line(it.__dict__))
+
+    run_id, its, refs = run_league_psro(ctx.open, cfg, resume_run or run_name,
+                                        resume=bool(resume_run), on_event=event,
+                                        on_iteration=show)
+    data = {"run": run_id, "iterations": [it.__dict__ for it in its],
+            "defender_mixture": refs[0], "attacker_mixture": refs[1]}
+    emit(ctx, data, lambda: click.echo(
+        f"run {run_id}: value {its[-1].value:.3f}; mixtures stored as {refs[0]} and {refs[1]}"))
+
+
+def _iteration_line(it: dict) -> str:
+    gains = ""
+    if it.get("gain_attacker") is not None:
+        gains = (f"  gain att {it['gain_attacker']:+.3f}  gain def {it['gain_defender']:+.3f}"
+                 f"  added {it['new_attacker']}, {it['new_defender']}")
+    return (f"iteration {it['iteration']}: {len(it['defenders'])}×{len(it['attackers'])}  "
+            f"value {it['value']:.3f}  NashConv {it['exploitability']:.2e}{gains}")
+
+
+@main.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def runs(cctx):
+    """List PSRO runs (`arena runs show RUN` for one).
+
+    \b
+    Examples:
+      arena runs --json
+      arena runs show psro1 --plot psro1.png
+    """
+    if cctx.invoked_subcommand is not None:
+        return
+    ctx: Ctx = cctx.obj
+    with ctx.open("r") as lg:
+        rows = [{"run": r.run_id, "created": r.created, "iterations": len(r.iterations),
+                 "scenario": r.config.get("psro", {}).get("scenario"),
+                 "value": r.iterations[-1]["value"] if r.iterations else None}
+                for r in lg.runs()]
+
+    def human():
+        for r in rows:
+            value = "—" if r["value"] is None else f"{r['value']:.3f}"
+            click.echo(f"{r['run']:12} {r['scenario'] or '-':8} iterations {r['iterations']:3}  "
+                       f"value {value}  {r['created'][:19]}")
+
+    emit(ctx, rows, human)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw value and exploitability per iteration.")
+@json_option
+@click.pass_obj
+def runs_show(ctx: Ctx, run_id, plot):
+    """One PSRO run: its config and every iteration."""
+    with ctx.open("r") as lg:
+        run = lg.get_run(run_id)
+    its = run.iterations
+    if plot:
+        from arena.plots import curves
+
+        xs = [i["iteration"] for i in its]
+        curves(xs, {"value": [i["value"] for i in its],
+                    "exploitability": [i["exploitability"] for i in its],
+                    "gain (att+def)": [(i.get("gain_attacker") or 0) + (i.get("gain_defender") or 0)
+                                       for i in its]},
+               plot, f"PSRO {run_id}", "iteration")
+    data = {"run": run.run_id, "config": run.config, "iterations": its}
+
+    def human():
+        click.echo(f"run {run.run_id}: " + json.dumps(run.config.get("psro", run.config)))
+        for it in its:
+            click.echo(_iteration_line(it))
+        if plot:
+            click.echo(f"plot written to {plot}")
+
+    emit(ctx, data, human)
+
+
 # -- scenarios and benchmarks -----------------------------------------------------------------
 @main.command()
 @json_option

@@ -127,6 +127,11 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
         refs = mixture_members(lg, info, "attacker") if info.kind == "mixture" else [(info.ref, 1.0)]
         entry = []
         for r, w in refs:
+            if r == NO_ATTACK:  # a mixture may keep the clean column as a member
+                entry.append((len(objs), w))
+                objs.append(build_attack("none", {}, spec.n_agents))
+                freq.append(1.0)
+                continue
             rec = lg.get(r)
             check_role(rec, "attacker")
             check_scenario(rec, scenario)

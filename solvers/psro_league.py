@@ -1,0 +1,184 @@
+"""PSRO on the league: RL oracles, payoff filling, run records and the final mixtures.
+
+`LeagueGame` implements `solvers.psro.PSROGame` with
+- payoff: `policies.evaluate.fill` (only new cells are played), metric = team return;
+- attacker oracle: ATLA or PA-AD trained against the defender mixture (one member drawn per
+  episode), stored as `<run>_att<k>`;
+- defender oracle: a QMIX team fine-tuned from the heaviest defender of the mixture, either
+  with FGSM adversarial training (`fgsm`) or against the attacker mixture itself (`mixture`:
+  one attacker drawn per episode from σ_A), stored as `<run>_def<k>`.
+The run's config and every iteration go to the league's `/runs/<run>`; at the end the
+meta-strategies are stored as mixture policies `<run>_def` and `<run>_att`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from solvers.exploitability import SolverError
+from solvers.psro import Iteration, PSROConfig, as_record, run_psro
+
+ATTACKER_ORACLES = ("atla", "pa_ad")
+DEFENDER_ORACLES = ("fgsm", "mixture")
+
+
+@dataclass
+class LeaguePSROConfig:
+    scenario: str
+    defenders: list[str]
+    attackers: list[str]
+    iterations: int = 3
+    attacker_oracle: str = "pa_ad"
+    defender_oracle: str = "fgsm"
+    meta: str = "lp"
+    episodes: int = 32
+    steps_per_oracle: int = 50_000
+    eps: float = 0.2
+    tol: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.attacker_oracle not in ATTACKER_ORACLES:
+            raise SolverError(f"unknown attacker oracle {self.attacker_oracle!r}; valid: "
+                              f"{', '.join(ATTACKER_ORACLES)}")
+        if self.defender_oracle not in DEFENDER_ORACLES:
+            raise SolverError(f"unknown defender oracle {self.defender_oracle!r}; valid: "
+                              f"{', '.join(DEFENDER_ORACLES)}")
+        if self.iterations < 0 or self.episodes < 1 or self.steps_per_oracle < 1:
+            raise SolverError("iterations must be ≥ 0, episodes and steps-per-oracle ≥ 1")
+        if not self.defenders or not self.attackers:
+            raise SolverError("PSRO needs at least one defender and one attacker to start from")
+
+
+class LeagueGame:
+    def __init__(self, league_open: Callable, run_id: str, cfg: LeaguePSROConfig,
+                 on_event: Callable[[str], None] | None = None,
+                 on_progress: Callable[[dict], None] | None = None):
+        self.open, self.run_id, self.cfg = league_open, run_id, cfg
+        self.say = on_event or (lambda msg: None)
+        self.on_progress = on_progress
+
+    # -- the empirical game -------------------------------------------------------------------
+    def payoff(self, defenders, attackers) -> np.ndarray:
+        from policies.evaluate import fill
+
+        res = fill(self.open, self.cfg.scenario, defenders, attackers, self.cfg.episodes,
+                   self.cfg.seed, self.cfg.device)
+        if res.cells:
+            self.say(f"filled {len(res.cells)} cells ({res.episodes_run} episodes) "
+                     f"in {res.seconds:.1f} s")
+        return np.asarray(res.table.mean, dtype=float)
+
+    # -- oracles -------------------------------------------------------------------------------
+    def attacker_response(self, defenders, sigma, iteration) -> str:
+        from policies.build import base_provenance
+        from policies.train_attacker import AttackerTrainConfig, train_attacker
+
+        victims, weights, refs = self._records(defenders, sigma)
+        name = f"{self.run_id}_att{iteration}"
+        self.say(f"training {name} ({self.cfg.attacker_oracle}) against "
+                 + ", ".join(f"{r} {w:.2f}" for r, w in zip(refs, weights)))
+        cfg = AttackerTrainConfig(algo=self.cfg.attacker_oracle, scenario=self.cfg.scenario,
+                                  steps=self.cfg.steps_per_oracle, seed=self.cfg.seed + iteration,
+                                  eps=self.cfg.eps, device=self.cfg.device,
+                                  trained_against={"mixture": dict(zip(refs, weights))})
+        res = train_attacker(cfg, victims, weights, on_progress=self.on_progress)
+        prov = base_provenance(**{**res.provenance, "psro_run": self.run_id,
+                                  "psro_iteration": iteration})
+        with self.open("a") as lg:
+            return lg.add_policy(name, "attacker", self.cfg.attacker_oracle, self.cfg.scenario,
+                                 res.config, res.weights, prov)
+
+    def defender_response(self, attackers, sigma, iteration) -> str:
+        from policies.build import base_provenance
+        from policies.train_defender import DefenderTrainConfig, train_defender
+
+        name = f"{self.run_id}_def{iteration}"
+        with self.open("r") as lg:
+            base = lg.get(self._heaviest_defender)
+        cfg = DefenderTrainConfig(algo=base.kind, scenario=self.cfg.scenario,
+                                  steps=self.cfg.steps_per_oracle, seed=self.cfg.seed + iteration,
+                                  init=base.weights, device=self.cfg.device,
+                                  adv="fgsm" if self.cfg.defender_oracle == "fgsm" else None,
+                                  adv_eps=self.cfg.eps, test_every=self.cfg.steps_per_oracle)
+        perturb = None
+        if self.cfg.defender_oracle == "mixture":
+            from policies.mixture_perturb import MixturePerturb
+
+            with self.open("r") as lg:
+                perturb = MixturePerturb.from_league(lg, self.cfg.scenario, attackers, sigma,
+                                                     self.cfg.seed + iteration, self.cfg.device)
+        self.say(f"training {name} ({self.cfg.defender_oracle}) from {base.ref}")
+        res = train_defender(cfg, on_progress=self.on_progress, perturb=perturb)
+        against = {a: float(w) for a, w in zip(attackers, sigma) if w > 0}
+        prov = base_provenance(**{**res.provenance, "parent": base.ref, "psro_run": self.run_id,
+                                  "psro_iteration": iteration, "trained_against": against})
+        with self.open("a") as lg:
+            return lg.add_policy(name, "defender", base.kind, self.cfg.scenario, res.config,
+                                 res.weights, prov)
+
+    def _records(self, defenders, sigma):
+        victims, weights, refs = [], [], []
+        with self.open("r") as lg:
+            for ref, w in zip(defenders, sigma):
+                if w <= 1e-6:
+                    continue
+                rec = lg.get(ref)
+                victims.append((rec.config, rec.weights))
+                weights.append(float(w))
+                refs.append(rec.ref)
+        self._heaviest_defender = refs[int(np.argmax(weights))]
+        return victims, weights, refs
+
+
+def run_league_psro(league_open: Callable, cfg: LeaguePSROConfig, run_id: str | None = None,
+                    resume: bool = False, on_event=None, on_progress=None,
+                    on_iteration: Callable[[Iteration], None] | None = None):
+    """Start (or resume) a run; returns (run_id, iterations, mixture refs)."""
+    cfg.validate()
+    with league_open("a") as lg:
+        if resume:
+            run = lg.get_run(run_id)
+            cfg = LeaguePSROConfig(**run.config["psro"])
+            history = run.iterations
+        else:
+            cfg.defenders = [lg.resolve(r) for r in cfg.defenders]
+            cfg.attackers = [r if r == "none" else lg.resolve(r) for r in cfg.attackers]
+            run_id = lg.create_run({"psro": asdict(cfg)}, run_id)
+            history = []
+
+    game = LeagueGame(league_open, run_id, cfg, on_event, on_progress)
+    if history:  # the heaviest defender is needed by the defender oracle after a resume
+        last = history[-1]
+        game._heaviest_defender = last["defenders"][int(np.argmax(last["sigma_defender"]))]
+
+    def record(it: Iteration) -> None:
+        with league_open("a") as lg:
+            lg.append_iteration(run_id, as_record(it))
+        if on_iteration is not None:
+            on_iteration(it)
+
+    its = run_psro(game, cfg.defenders, cfg.attackers,
+                   PSROConfig(iterations=cfg.iterations, meta=cfg.meta, tol=cfg.tol), history, record)
+    refs = store_mixtures(league_open, run_id, cfg.scenario, its[-1])
+    return run_id, its, refs
+
+
+def store_mixtures(league_open, run_id: str, scenario: str, last: Iteration) -> tuple[str, str]:
+    """The final meta-strategies as mixture policies `<run>_def` and `<run>_att`."""
+    from policies.build import base_provenance
+
+    out = []
+    with league_open("a") as lg, lg.transaction():
+        for role, names, sigma, suffix in (("defender", last.defenders, last.sigma_defender, "def"),
+                                           ("attacker", last.attackers, last.sigma_attacker, "att")):
+            members = [{"ref": r, "weight": float(w)} for r, w in zip(names, sigma) if w > 1e-6]
+            prov = base_provenance(psro_run=run_id, psro_iteration=last.iteration,
+                                   value=last.value)
+            out.append(lg.add_policy(f"{run_id}_{suffix}", role, "mixture", scenario,
+                                     {"members": members}, {}, prov))
+    return out[0], out[1]
