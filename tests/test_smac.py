@@ -16,7 +16,8 @@ STOP = 1
 FAR = (30.0, 30.0)  # a corner where nobody is in sight of the fight
 
 
-# Sizes reported by SMAC's get_env_info (3s5z: 4 + 8·8 + 7·8 + 4 = 128; 8·7 + 8·6 + 8·14 = 216).
+# Sizes from SMAC's get_env_info; 3s5z: obs 4 + 8·8 + 7·8 + 4 = 128,
+# state 8·7 + 8·6 + 8·14 = 216.
 SMAC_SIZES = {
     "3m": (30, 48, 9),
     "8m": (80, 168, 14),
