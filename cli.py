@@ -695,7 +695,11 @@ class TrainProgress:
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--adv", type=click.Choice(["fgsm"]), help="Adversarial training.")
+@click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad"]),
+              help="Robust training: FGSM perturbations, or alternating with a learned adversary.")
+@click.option("--rounds", default=2, show_default=True, help="Alternation rounds (--adv atla|pa_ad).")
+@click.option("--attacker-steps", default=30_000, show_default=True,
+              help="Adversary training steps per round (--adv atla|pa_ad).")
 @click.option("--eps", "adv_eps", default=0.2, show_default=True, help="ε of --adv / --reg.")
 @click.option("--reg", type=click.Choice(["policy"]), help="Policy regularisation (hinge).")
 @click.option("--kappa", default=0.1, show_default=True, help="Regulariser weight (2nd half).")
@@ -704,8 +708,8 @@ class TrainProgress:
 @click.option("--test-every", default=10_000, show_default=True)
 @json_option
 @click.pass_obj
-def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, adv_eps, reg,
-                       kappa, hinge_c, init_ref, test_every):
+def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, rounds,
+                       attacker_steps, adv_eps, reg, kappa, hinge_c, init_ref, test_every):
     """Train a QMIX or VDN team and store it as NAME (a new version).
 
     \b
@@ -713,6 +717,7 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, a
       arena train defender qmix --algo qmix --scenario 3m --steps 200000
       arena train defender qmix_fgsm --scenario 3m --adv fgsm --eps 0.2
       arena train defender qmix_reg --scenario 3m --reg policy --init qmix
+      arena train defender qmix_paad --scenario 3m --adv pa_ad --init qmix --rounds 2
     """
     from arena.core import resolve_device
     from arena.scenarios import spec as scenario_spec
@@ -731,14 +736,21 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, a
     elif reg:
         click.echo("note: the regulariser is meant to start from a trained clean model (--init)",
                    err=True)
+    learned_adv = adv in ("atla", "pa_ad")
     cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,
-                              adv=adv, adv_eps=adv_eps, reg=reg, kappa=kappa, hinge_c=hinge_c,
-                              init=init, test_every=test_every,
+                              adv=None if learned_adv else adv, adv_eps=adv_eps, reg=reg,
+                              kappa=kappa, hinge_c=hinge_c, init=init, test_every=test_every,
                               device=str(resolve_device(ctx.device)))
     with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
-        result = train_defender(cfg, on_progress=bar.update, should_stop=lambda: stopper.stop)
+        if learned_adv:
+            from policies.adversarial_training import train_robust_defender
+
+            result = train_robust_defender(cfg, adv, rounds, attacker_steps, bar.update,
+                                           lambda: stopper.stop)
+        else:
+            result = train_defender(cfg, on_progress=bar.update, should_stop=lambda: stopper.stop)
     prov = base_provenance(**{**result.provenance, "parent": parent, "partial": result.partial,
-                              "trained_against": f"fgsm eps={adv_eps}" if adv else None})
+                              "trained_against": f"{adv} eps={adv_eps}" if adv else None})
     with ctx.open("a") as lg:
         ref = lg.add_policy(name, "defender", algo, scenario, result.config, result.weights, prov)
     data = {"ref": ref, "partial": result.partial,
@@ -861,6 +873,10 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
         if not (ctx.quiet or ctx.json):
             click.echo(_iteration_line(it.__dict__))
 
+    if not resume_run and not run_name:
+        with ctx.open("r") as lg:
+            taken = {r.run_id for r in lg.runs()}
+        run_name = next(f"psro{k}" for k in range(1, len(taken) + 2) if f"psro{k}" not in taken)
     run_id, its, refs = run_league_psro(ctx.open, cfg, resume_run or run_name,
                                         resume=bool(resume_run), on_event=event,
                                         on_iteration=show)

@@ -69,6 +69,8 @@ def collect_episodes(
     dev = env.device
     batch = empty_episodes(B, T, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, dev)
     ts = env.reset(seed)
+    if perturb is not None and hasattr(perturb, "reset"):
+        perturb.reset(B)  # stateful perturbations (one attacker drawn per episode) start afresh
     hidden = team.initial_state(B)  # [B, n, H]
     last = torch.full((B, spec.n_agents), -1, dtype=torch.long, device=dev)  # [B, n]
     alive = ~ts.done  # [B]

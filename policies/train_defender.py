@@ -252,8 +252,13 @@ def train_defender(
     on_progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     make_env: Callable[[int], VecEnv] | None = None,
+    perturb: Callable | None = None,
 ) -> TrainResult:
-    """Train a QMIX or VDN team on cfg.scenario; `make_env(batch_size)` overrides the registry."""
+    """Train a QMIX or VDN team on cfg.scenario; `make_env(batch_size)` overrides the registry.
+
+    `perturb(q_fn, obs, avail) -> obs'` (optionally with `reset(B)`) replaces what the agents
+    see during collection: a learned adversary or a mixture of attackers (alternating and
+    PSRO training). It excludes `cfg.adv`."""
     cfg.validate()
     t_start = time.perf_counter()
     make_env = make_env or default_make_env(cfg)
@@ -286,7 +291,8 @@ def train_defender(
     buffer = EpisodeBuffer(
         cfg.buffer, spec.episode_limit, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, device
     )
-    perturb = None
+    if perturb is not None and cfg.adv is not None:
+        raise DefenderTrainError("give either an external perturbation or cfg.adv, not both")
     if cfg.adv == "fgsm":
         mask = attacked_agents(cfg, spec.n_agents, device)
 
