@@ -439,13 +439,13 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
 
 
 def _default_scenario(ctx: Ctx) -> str:
-    from collections import Counter
+    from policies.names import default_scenario
 
     with ctx.open("r") as lg:
-        counts = Counter(i.scenario for i in lg.list(role="defender") if i.scenario != "any")
-    if not counts:
+        scenario = default_scenario(lg)
+    if scenario is None:
         raise click.UsageError("the league has no defender yet: give --scenario or train one")
-    return counts.most_common(1)[0][0]
+    return scenario
 
 
 @main.command()
@@ -727,8 +727,10 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, r
     scenario_spec(scenario)  # unknown scenario: one line before any work
     init, parent = None, None
     if init_ref:
+        from policies.names import resolve_for
+
         with ctx.open("r") as lg:
-            rec = lg.get(init_ref)
+            rec = lg.get(resolve_for(lg, init_ref, scenario))
         if rec.kind not in ("qmix", "vdn") or rec.scenario != scenario:
             raise click.UsageError(f"--init {rec.ref} is a {rec.kind} team for {rec.scenario}, "
                                    f"not a qmix/vdn team for {scenario}")
@@ -790,8 +792,10 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
     from policies.lineup import check_role, mixture_members
     from policies.train_attacker import AttackerTrainConfig, train_attacker
 
+    from policies.names import default_scenario, resolve_for
+
     with ctx.open("r") as lg:
-        info = lg.info(against)
+        info = lg.info(resolve_for(lg, against, scenario or default_scenario(lg)))
         check_role(info, "defender")
         members = mixture_members(lg, info, "defender") if info.kind == "mixture" else [(info.ref, 1.0)]
         recs = [(lg.get(r), w) for r, w in members]

@@ -15,6 +15,7 @@ from arena.rollout import EpisodeStats
 from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
+from policies.names import default_scenario, resolve_for
 
 from store import NO_ATTACK
 
@@ -25,11 +26,6 @@ class FillResult:
     cells: list  # the cells that were run (arena.payoff.Cell)
     episodes_run: int
     seconds: float
-
-
-def resolve_attacker(lg, ref: str) -> str:
-    """`none` is the store's reserved no-attack column, not a stored policy."""
-    return NO_ATTACK if ref == NO_ATTACK else lg.resolve(ref)
 
 
 def default_players(lg, scenario: str) -> tuple[list[str], list[str]]:
@@ -55,8 +51,8 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     device = resolve_device(device)
     with league_open("r") as lg:
         d_all, a_all = default_players(lg, scenario)
-        defenders = [lg.resolve(d) for d in defenders] if defenders else d_all
-        attackers = [resolve_attacker(lg, a) for a in attackers] if attackers else a_all
+        defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
+        attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
         if not defenders:
             raise PolicyError(f"no defender for scenario {scenario} in the league; "
                               f"train one with `arena train defender`")
@@ -118,9 +114,11 @@ def play_match(league_open: Callable, defender: str, attacker: str, scenario: st
     from policies.lineup import check_role
 
     with league_open("r") as lg:
-        d_info = lg.info(defender)
+        d_info = lg.info(resolve_for(lg, defender, scenario or default_scenario(lg)))
         check_role(d_info, "defender")
-        a_ref = resolve_attacker(lg, attacker)
+        if scenario is None and d_info.scenario != "any":
+            scenario = d_info.scenario
+        a_ref = resolve_for(lg, attacker, scenario)
         refs = [d_info.ref]
         if a_ref != NO_ATTACK:
             check_role(lg.info(a_ref), "attacker")

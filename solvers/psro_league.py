@@ -139,6 +139,8 @@ def run_league_psro(league_open: Callable, cfg: LeaguePSROConfig, run_id: str | 
                     resume: bool = False, on_event=None, on_progress=None,
                     on_iteration: Callable[[Iteration], None] | None = None):
     """Start (or resume) a run; returns (run_id, iterations, mixture refs)."""
+    from policies.names import resolve_for
+
     cfg.validate()
     with league_open("a") as lg:
         if resume:
@@ -146,8 +148,8 @@ def run_league_psro(league_open: Callable, cfg: LeaguePSROConfig, run_id: str | 
             cfg = LeaguePSROConfig(**run.config["psro"])
             history = run.iterations
         else:
-            cfg.defenders = [lg.resolve(r) for r in cfg.defenders]
-            cfg.attackers = [r if r == "none" else lg.resolve(r) for r in cfg.attackers]
+            cfg.defenders = [resolve_for(lg, r, cfg.scenario) for r in cfg.defenders]
+            cfg.attackers = [resolve_for(lg, r, cfg.scenario) for r in cfg.attackers]
             run_id = lg.create_run({"psro": asdict(cfg)}, run_id)
             history = []
 
