@@ -157,19 +157,18 @@ def _set_threads() -> None:
 @click.option("--starter", is_flag=True, help="Start from the shipped starter league.")
 @click.pass_obj
 def init(ctx: Ctx, force: bool, starter: bool):
-    """Create a new, empty league file.
+    """Create a new league file: empty, or a copy of the shipped starter league.
 
     \b
-    Example:
+    Examples:
       arena --league my.h5 init
+      arena init --starter
     """
-    from store import League, StoreError
+    from store import League
 
     if starter:
-        from policies.starter import copy_starter_league
+        from store.starter import copy_starter_league
 
-        if ctx.league.exists():
-            raise StoreError(f"{ctx.league} already exists; the starter league never overwrites one")
         copy_starter_league(ctx.league)
     else:
         League.create(ctx.league, force=force)
@@ -514,9 +513,9 @@ def _print_table(t, metric, title, res=None) -> None:
     from arena.plots import short
 
     table = Table(title=title)
-    table.add_column("defender")
+    table.add_column("defender", no_wrap=True)
     for a in t.attackers:
-        table.add_column(short(a), justify="right")
+        table.add_column(short(a, t.scenario), justify="right", no_wrap=True)
     for i, d in enumerate(t.defenders):
         cells = []
         for j in range(len(t.attackers)):
@@ -524,8 +523,8 @@ def _print_table(t, metric, title, res=None) -> None:
                 cells.append("—")
                 continue
             cells.append(f"{t.win_rate[i, j]:.0%}  {t.mean[i, j]:.1f}±{t.std[i, j]:.1f}")
-        table.add_row(short(d), *cells)
-    Console().print(table)
+        table.add_row(short(d, t.scenario), *cells)
+    Console(width=max(100, 16 + 15 * len(t.attackers))).print(table)
     if res is not None:
         click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
                    f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")
@@ -594,14 +593,14 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, n_boot, seed):
                              "attacker": [boot.attacker_lo.tolist(), boot.attacker_hi.tolist()]}
 
     def human():
-        _print_solution(game, sol, boot, source)
+        _print_solution(game, sol, boot, source, scenario)
         click.echo(f"most dangerous attack against this defender mixture: {game.attackers[j]} "
                    f"(leaves {worst:.3f})")
 
     emit(ctx, data, human)
 
 
-def _print_solution(game, sol, boot, source) -> None:
+def _print_solution(game, sol, boot, source, scenario=None) -> None:
     from arena.plots import short
 
     click.echo(f"{sol.method} solution of {source}: {len(game.defenders)} defenders × "
@@ -615,7 +614,7 @@ def _print_solution(game, sol, boot, source) -> None:
         click.echo(f"  {side} mixture:")
         for i in sorted(range(len(names)), key=lambda k: -w[k]):
             interval = f"   [{lo[i]:.2f}, {hi[i]:.2f}]" if boot is not None else ""
-            click.echo(f"    {w[i]:6.3f}  {short(names[i])}{interval}")
+            click.echo(f"    {w[i]:6.3f}  {short(names[i], scenario)}{interval}")
     interval = f"  (95% interval {boot.value_lo:.3f} … {boot.value_hi:.3f})" if boot else ""
     click.echo(f"  value: {sol.value:.3f}{interval}")
     click.echo(f"  exploitability (NashConv): {sol.exploitability:.2e}")
@@ -958,6 +957,72 @@ def runs_show(ctx: Ctx, run_id, plot):
             click.echo(f"plot written to {plot}")
 
     emit(ctx, data, human)
+
+
+# -- demo -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--scenario", default="3m", show_default=True)
+@click.option("--episodes", default=32, show_default=True, help="Episodes per cell.")
+@click.option("--bootstrap", "n_boot", default=200, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              default="demo_heatmap.png", show_default=True)
+@click.pass_obj
+def demo(ctx: Ctx, scenario, episodes, n_boot, plot):
+    """The arena in one command: table, Nash mixtures and the most dangerous attack.
+
+    Uses the league (./league.h5 by default), created from the shipped starter league when
+    absent; fills the missing cells of the cross-attack table in one batched rollout, solves
+    it and writes a heatmap.
+
+    \b
+    Example:
+      arena demo
+    """
+    import time
+
+    from arena.plots import payoff_heatmap, short
+    from arena.scenarios import spec as scenario_spec
+    from policies.evaluate import default_players, fill
+    from solvers.bootstrap import bootstrap
+    from solvers.meta import solve as run_solver
+    from solvers.tables import game_from_table, worst_attack
+    from store.starter import copy_starter_league
+
+    start = time.perf_counter()
+    if not ctx.league.exists():
+        copy_starter_league(ctx.league)
+        click.echo(f"created {ctx.league} from the starter league")
+    limit = scenario_spec(scenario).episode_limit
+    with ctx.open("r") as lg:
+        defenders, attackers = default_players(lg, scenario, final_only=True)
+    with StepProgress(ctx, limit, f"cross-attack table on {scenario}") as bar:
+        res = fill(ctx.open, scenario, defenders, attackers, episodes, 0, ctx.device,
+                   on_step=bar.callback, on_plan=bar.set_episodes)
+    t = res.table
+    _print_table(t, "win", f"{scenario}: win rate  return±std  ({int(t.count.min())}+ episodes "
+                 f"per cell; rows defenders, columns attackers)", res)
+    game = game_from_table(t, "return")
+    sol = run_solver(game.M, "lp")
+    boot = bootstrap(game.M, game.std, game.count, method="lp", n=n_boot, seed=0) if n_boot else None
+    _print_solution(game, sol, boot, f"the {scenario} table (team return)", scenario)
+    col = sol.defender @ game.M
+    j, worst = worst_attack(game, sol.defender)
+    single = game.M.min(axis=1)
+    best = int(single.argmax())
+    click.echo(f"most dangerous attack: {short(game.attackers[j], scenario)} (the Nash defender "
+               f"mixture keeps {worst:.2f}; attacks ranked: " + ", ".join(
+                   f"{short(game.attackers[k], scenario)} {col[k]:.2f}"
+                   for k in col.argsort()[:4]) + ")")
+    click.echo(f"best single defender in the worst case: {short(game.defenders[best], scenario)} "
+               f"({single[best]:.2f}); Nash mixture's worst case: {worst:.2f}")
+    annot = [[f"{t.win_rate[i, k]:.0%}\n{t.mean[i, k]:.1f}" for k in range(len(t.attackers))]
+             for i in range(len(t.defenders))]
+    payoff_heatmap(t.win_rate, t.defenders, t.attackers, plot, f"{scenario}: win rate (return)",
+                   "win rate", annot)
+    click.echo(f"heatmap written to {plot}   ({time.perf_counter() - start:.0f} s in all)")
+    click.echo("\nnext, try:\n  arena play qmix_fgsm vs pa_ad\n  arena solve --method alpharank\n"
+               f"  arena psro --scenario {scenario} --defenders qmix --attackers none,fgsm "
+               "--iterations 2 --steps-per-oracle 20000")
 
 
 # -- scenarios and benchmarks -----------------------------------------------------------------

@@ -16,8 +16,14 @@ def _plt():
     return plt
 
 
-def short(ref: str) -> str:
-    return ref[:-3] if ref.endswith("@v1") else ref
+def short(ref: str, scenario: str | None = None) -> str:
+    """Display name: no `@v1`, and no `.<scenario>` suffix when the table is for that scenario."""
+    name = ref[:-3] if ref.endswith("@v1") else ref
+    if scenario:
+        name = name.replace(f".{scenario}@", "@")
+        if name.endswith(f".{scenario}"):
+            name = name[: -len(scenario) - 1]
+    return name
 
 
 def payoff_heatmap(values: np.ndarray, defenders, attackers, path: Path, title: str,
@@ -26,8 +32,9 @@ def payoff_heatmap(values: np.ndarray, defenders, attackers, path: Path, title: 
     D, A = values.shape
     fig, ax = plt.subplots(figsize=(1.6 + 1.25 * A, 1.0 + 0.55 * D))
     im = ax.imshow(values, cmap="RdYlGn", aspect="auto")
-    ax.set_xticks(range(A), [short(a) for a in attackers], rotation=30, ha="right")
-    ax.set_yticks(range(D), [short(d) for d in defenders])
+    scenario = title.split(":")[0] if ":" in title else None
+    ax.set_xticks(range(A), [short(a, scenario) for a in attackers], rotation=30, ha="right")
+    ax.set_yticks(range(D), [short(d, scenario) for d in defenders])
     ax.set_xlabel("attacker")
     ax.set_ylabel("defender")
     ax.set_title(title)

@@ -28,11 +28,17 @@ class FillResult:
     seconds: float
 
 
-def default_players(lg, scenario: str) -> tuple[list[str], list[str]]:
+def default_players(lg, scenario: str, final_only: bool = False) -> tuple[list[str], list[str]]:
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
-    it, the no-attack column first."""
-    defenders = [i.ref for i in lg.list(role="defender") if i.scenario in (scenario, "any")]
-    attackers = [i.ref for i in lg.list(role="attacker") if i.scenario in (scenario, "any")]
+    it, the no-attack column first. `final_only` leaves out PSRO's intermediate best responses
+    (their run's mixture policies stay)."""
+    def keep(info):
+        if info.scenario not in (scenario, "any"):
+            return False
+        return not (final_only and info.kind != "mixture" and "psro_iteration" in info.provenance)
+
+    defenders = [i.ref for i in lg.list(role="defender") if keep(i)]
+    attackers = [i.ref for i in lg.list(role="attacker") if keep(i)]
     return defenders, [NO_ATTACK] + attackers
 
 

@@ -63,8 +63,9 @@ def deadline(minutes: float | None):
     return lambda: time.perf_counter() > end
 
 
-def run(name: str, steps: int, minutes: float | None, out: str, **overrides) -> dict:
+def run(name: str, steps: int, minutes: float | None, out: str, save_as: str | None = None, **overrides) -> dict:
     cfg = DefenderTrainConfig(**{**RUNS[name], "steps": steps, **overrides})
+    save_as = save_as or name
     rnd_ret, rnd_win = random_baseline(cfg.scenario)
     print(f"{name}: random play return {rnd_ret:.3f}, win {rnd_win:.3f}", flush=True)
     res = train_defender(cfg, on_progress=printer(), should_stop=deadline(minutes))
@@ -78,9 +79,9 @@ def run(name: str, steps: int, minutes: float | None, out: str, **overrides) -> 
         flush=True,
     )
     os.makedirs(out, exist_ok=True)
-    np.savez(os.path.join(out, f"{name}.npz"), **res.weights)
+    np.savez(os.path.join(out, f"{save_as}.npz"), **res.weights)
     p["random_play"] = {"test_return": rnd_ret, "test_win": rnd_win}
-    with open(os.path.join(out, f"{name}.json"), "w") as f:
+    with open(os.path.join(out, f"{save_as}.json"), "w") as f:
         json.dump({"config": res.config, "provenance": p}, f, indent=1)
     return p
 
@@ -109,6 +110,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/trained")
     ap.add_argument("--measure-envs", metavar="SCENARIO", default=None)
+    ap.add_argument("--init", metavar="NAME", default=None, help="start from <out>/NAME.npz")
+    ap.add_argument("--eps-start", type=float, default=None)
+    ap.add_argument("--updates-per-collect", type=int, default=1)
+    ap.add_argument("--save-as", default=None, help="file name of the result (default: the run name)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.measure_envs:
@@ -116,8 +121,13 @@ def main() -> None:
     extra = {"seed": args.seed, "test_every": args.test_every}
     if args.envs:
         extra["envs"] = args.envs
+    if args.eps_start is not None:
+        extra["eps_start"] = args.eps_start
+    extra["updates_per_collect"] = args.updates_per_collect
+    if args.init:
+        extra["init"] = dict(np.load(os.path.join(args.out, f"{args.init}.npz")))
     for name in args.run:
-        run(name, args.steps, args.minutes, args.out, **extra)
+        run(name, args.steps, args.minutes, args.out, save_as=args.save_as, **extra)
 
 
 if __name__ == "__main__":

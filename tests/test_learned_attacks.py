@@ -253,3 +253,23 @@ def test_victim_mixture_and_errors():
         train_attacker(cfg, [wrong], make_env=cue_env)
     with pytest.raises(AttackerTrainError, match="unknown attacker algo"):
         train_attacker(AttackerTrainConfig(algo="nope"), [cue_victim()], make_env=cue_env)
+
+
+def test_league_fill_with_learned_attackers(trained, tmp_path, monkeypatch):
+    """Stored as league records, the trained attackers play in the payoff filler."""
+    from policies.evaluate import fill
+    from store import NO_ATTACK, League
+
+    monkeypatch.setitem(REGISTRY, "cue_match", ("tests.toy_envs", "CueMatch", {}))
+    path = tmp_path / "league.h5"
+    League.create(path)
+    config, weights = cue_victim()
+    with League(path, "a", durable=False) as lg:
+        lg.add_policy("cue", "defender", "vdn", "cue_match", config, weights, {})
+        for algo, res in trained.items():
+            lg.add_policy(algo, "attacker", algo, "cue_match", res.config, res.weights, res.provenance)
+    out = fill(lambda mode: League(path, mode, durable=False), "cue_match", ["cue@v1"],
+               [NO_ATTACK, "atla@v1", "pa_ad@v1"], episodes=32)
+    clean, atla, pa_ad = out.table.mean[0]
+    assert clean == pytest.approx(5.0)
+    assert atla < 2.0 and pa_ad < 2.0, (atla, pa_ad)

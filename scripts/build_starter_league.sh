@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the starter league shipped inside the package (store/data/starter.h5) with the
+# project's own commands, from fixed seeds. About an hour on 2 CPU cores: the 3m and pp7
+# lanes run side by side, one core each.
+#
+#   scripts/build_starter_league.sh            # writes store/data/starter.h5
+#   SCALE=0.1 scripts/build_starter_league.sh /tmp/quick.h5   # a quick smoke build
+#
+# Per scenario S (policies are named <name>.<S>; bare names resolve per scenario):
+#   defenders  qmix, vdn (from scratch); qmix_fgsm (FGSM adversarial training), qmix_reg
+#              (policy regularisation), qmix_atla and qmix_paad (alternating training with a
+#              learned adversary), all fine-tuned from qmix
+#   attackers  atla and pa_ad trained against qmix; random, fgsm, pgd (parameter-only, shared)
+#   then the full payoff table (32 episodes per cell) and one short PSRO run, whose
+#   meta-strategies are stored as the mixtures psro_<S>_def and psro_<S>_att.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-store/data/starter.h5}
+SCALE=${SCALE:-1}
+LOGDIR=${LOGDIR:-build/starter}
+mkdir -p "$LOGDIR" "$(dirname "$OUT")"
+WORK="$LOGDIR/league.h5"
+ARENA=".venv/bin/arena --quiet --device cpu --league $WORK"
+steps() { python3 -c "print(max(200, int($1 * $SCALE)))"; }
+
+[ -x .venv/bin/arena ] || make install
+rm -rf "$WORK" "$WORK.journal" "$WORK.lock"
+$ARENA init
+$ARENA add-policy random --kind random --param eps=0.2
+$ARENA add-policy fgsm --kind fgsm --param eps=0.2
+$ARENA add-policy pgd --kind pgd --param eps=0.2 --param steps=10
+
+lane() {  # lane SCENARIO CLEAN_STEPS FINETUNE_STEPS ATTACKER_STEPS
+    local S=$1 CLEAN FT ATT
+    CLEAN=$(steps "$2"); FT=$(steps "$3"); ATT=$(steps "$4")
+    set -x
+    $ARENA train defender "qmix.$S" --algo qmix --scenario "$S" --steps "$CLEAN" --seed 1
+    $ARENA train defender "vdn.$S" --algo vdn --scenario "$S" --steps "$CLEAN" --seed 2
+    $ARENA train defender "qmix_fgsm.$S" --scenario "$S" --init qmix --adv fgsm --eps 0.2 \
+        --steps "$FT" --seed 3
+    $ARENA train defender "qmix_reg.$S" --scenario "$S" --init qmix --reg policy --kappa 0.1 \
+        --hinge 10 --steps "$FT" --seed 4
+    $ARENA train attacker "atla.$S" --algo atla --scenario "$S" --against qmix --eps 0.2 \
+        --steps "$ATT" --seed 5
+    $ARENA train attacker "pa_ad.$S" --algo pa_ad --scenario "$S" --against qmix --eps 0.2 \
+        --steps "$ATT" --seed 6
+    $ARENA train defender "qmix_atla.$S" --scenario "$S" --init qmix --adv atla --eps 0.2 \
+        --rounds 2 --attacker-steps "$(( ATT / 3 ))" --steps "$FT" --seed 7
+    $ARENA train defender "qmix_paad.$S" --scenario "$S" --init qmix --adv pa_ad --eps 0.2 \
+        --rounds 2 --attacker-steps "$(( ATT / 3 ))" --steps "$FT" --seed 8
+    $ARENA matrix --scenario "$S" --episodes 32
+    $ARENA psro --scenario "$S" --name "psro_$S" --defenders qmix,qmix_fgsm \
+        --attackers none,fgsm,pa_ad --iterations 2 --attacker-oracle pa_ad \
+        --defender-oracle mixture --steps-per-oracle "$(( FT / 2 ))" --episodes 32 --seed 9
+    set +x
+}
+
+lane 3m 800000 200000 100000 > "$LOGDIR/3m.log" 2>&1 &
+P3M=$!
+lane pp7 400000 150000 100000 > "$LOGDIR/pp7.log" 2>&1 &
+PPP=$!
+status=0
+wait $P3M || { echo "3m lane failed: see $LOGDIR/3m.log"; status=1; }
+wait $PPP || { echo "pp7 lane failed: see $LOGDIR/pp7.log"; status=1; }
+[ $status -eq 0 ] || exit $status
+
+# One last write-close checkpoints the journal into a single .h5 file.
+$ARENA ls > "$LOGDIR/ls.txt"
+cp "$WORK" "$OUT"
+echo "starter league written to $OUT ($(du -h "$OUT" | cut -f1))"
