@@ -277,6 +277,20 @@ class VecEnv:
         raise NotImplementedError
 
 
+def config_from_options(cls, options: dict, scenario: str):
+    """A scenario's typed config dataclass from keyword options, unknown keys refused."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ScenarioError(
+            f"unknown {scenario} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    cfg = cls(**options)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
 def resolve_device(name: str | None) -> torch.device:
     """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is a clear error."""
     name = (name or "auto").lower()

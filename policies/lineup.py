@@ -117,14 +117,12 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
     objs, freq, surrogates, att_members = [], [], {}, []
     for ref in attackers:
         if ref == NO_ATTACK:
-            att_members.append([(len(objs), 1.0)])
-            objs.append(build_attack("none", {}, spec.n_agents))
-            freq.append(1.0)
-            continue
-        info = lg.info(ref)
-        check_role(info, "attacker")
-        check_scenario(info, scenario)
-        refs = mixture_members(lg, info, "attacker") if info.kind == "mixture" else [(info.ref, 1.0)]
+            refs = [(NO_ATTACK, 1.0)]
+        else:
+            info = lg.info(ref)
+            check_role(info, "attacker")
+            check_scenario(info, scenario)
+            refs = mixture_members(lg, info, "attacker") if info.kind == "mixture" else [(info.ref, 1.0)]
         entry = []
         for r, w in refs:
             if r == NO_ATTACK:  # a mixture may keep the clean column as a member

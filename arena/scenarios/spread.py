@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import vmas  # a missing package surfaces as the registry's one-line "unavailable" error
 
-from arena.core import ScenarioError, ScenarioSpec, VecEnv
+from arena.core import ScenarioError, ScenarioSpec, VecEnv, config_from_options
 
 # VMAS flat discrete index (x choice · 3 + y choice; per axis 0 stay, 1 −, 2 +) of each
 # MPE action: stay, left, right, down, up.
@@ -79,14 +79,7 @@ class Spread(VecEnv):
         **options,
     ):
         super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
-        known = set(SpreadConfig.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ScenarioError(
-                f"unknown spread option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        self.cfg = cfg = SpreadConfig(**options)
-        cfg.validate()
+        self.cfg = cfg = config_from_options(SpreadConfig, options, "spread")
         n = cfg.n_agents
         self.spec = ScenarioSpec(
             name="spread",

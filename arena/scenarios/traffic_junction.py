@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.core import ScenarioError, ScenarioSpec, VecEnv
+from arena.core import ScenarioError, ScenarioSpec, VecEnv, config_from_options
 
 GAS, BRAKE = 0, 1
 N_ROUTES = 2
@@ -98,14 +98,7 @@ class TrafficJunction(VecEnv):
         **options,
     ):
         super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
-        known = set(TrafficJunctionConfig.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ScenarioError(
-                f"unknown tj_easy option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        self.cfg = cfg = TrafficJunctionConfig(**options)
-        cfg.validate()
+        self.cfg = cfg = config_from_options(TrafficJunctionConfig, options, "tj_easy")
         self.spec = ScenarioSpec(
             name="tj_easy",
             n_agents=cfg.max_cars,
