@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from policies.errors import PolicyError
+from policies.weights import load_named
 from policies.obs_attacks import target_mask
 from policies.ppo import MLP
 
@@ -103,20 +104,7 @@ class LearnedAttacker(nn.Module):
         return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()}
 
     def load_weights(self, weights: dict) -> "LearnedAttacker":
-        own = self.state_dict()
-        if set(weights) != set(own):
-            missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-            raise PolicyError(f"{self.algo} weights do not fit the network (missing {missing}, "
-                              f"unexpected {extra})")
-        state = {}
-        for k, v in weights.items():
-            t = torch.as_tensor(np.asarray(v, dtype=np.float32))
-            if tuple(t.shape) != tuple(own[k].shape):
-                raise PolicyError(f"{self.algo} weight {k} has shape {list(t.shape)}, "
-                                  f"expected {list(own[k].shape)}")
-            state[k] = t
-        self.load_state_dict(state)
-        return self
+        return load_named(self, weights, "", f"{self.algo} network")
 
 
 # -- ATLA --------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ and one is drawn per episode.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
 
 from arena.payoff import Lineup
 from arena.scenarios import spec as scenario_spec
@@ -17,6 +15,7 @@ from policies.errors import PolicyError
 from policies.kinds import KindError, get_kind
 from policies.obs_attacks import ATTACKS, build_attack
 from policies.stacked_team import StackedTeam
+from policies.weights import load_named
 from store import NO_ATTACK
 
 TEAM_KINDS = ("qmix", "vdn")
@@ -44,18 +43,7 @@ def agent_from_record(rec, device="cpu"):
     from policies.train_defender import build_networks
 
     agent, _ = build_networks(rec.config, device)
-    own = agent.state_dict()
-    given = {k[len("agent."):]: v for k, v in rec.weights.items() if k.startswith("agent.")}
-    if set(given) != set(own):
-        raise PolicyError(f"{rec.ref}: stored weights do not fit its agent network")
-    state = {}
-    for k, v in given.items():
-        t = torch.as_tensor(np.asarray(v, dtype=np.float32))
-        if tuple(t.shape) != tuple(own[k].shape):
-            raise PolicyError(f"{rec.ref}: weight agent.{k} has shape {list(t.shape)}, "
-                              f"expected {list(own[k].shape)}")
-        state[k] = t
-    agent.load_state_dict(state)
+    load_named(agent, rec.weights, "agent.", f"agent network of {rec.ref}")
     return agent.eval()
 
 

@@ -30,6 +30,7 @@ import torch.nn as nn
 from arena.core import ScenarioSpec, VecEnv
 from policies.collect import collect_episodes, evaluate_greedy
 from policies.episode_buffer import EpisodeBuffer
+from policies.errors import PolicyError
 from policies.fgsm import fgsm
 from policies.q_learner import LearnerConfig, QLearner
 from policies.qmix import QMixer
@@ -39,7 +40,7 @@ from policies.vdn import VDNMixer
 ALGOS = ("qmix", "vdn")
 
 
-class DefenderTrainError(ValueError):
+class DefenderTrainError(PolicyError):
     """A bad training configuration or weight set; the message is one line for the user."""
 
 
@@ -189,24 +190,10 @@ def export_weights(agent: nn.Module, mixer: nn.Module) -> dict[str, np.ndarray]:
 
 
 def load_weights(agent: nn.Module, mixer: nn.Module, weights: dict) -> None:
+    from policies.weights import load_named
+
     for prefix, module in (("agent.", agent), ("mixer.", mixer)):
-        own = module.state_dict()
-        given = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        if set(given) != set(own):
-            missing = sorted(set(own) - set(given))
-            extra = sorted(set(given) - set(own))
-            raise DefenderTrainError(
-                f"weights do not fit the {prefix[:-1]} network (missing {missing}, unexpected {extra})"
-            )
-        state = {}
-        for k, v in given.items():
-            t = torch.as_tensor(np.asarray(v, dtype=np.float32))
-            if tuple(t.shape) != tuple(own[k].shape):
-                raise DefenderTrainError(
-                    f"weight {prefix}{k} has shape {list(t.shape)}, expected {list(own[k].shape)}"
-                )
-            state[k] = t
-        module.load_state_dict(state)
+        load_named(module, weights, prefix, f"{prefix[:-1]} network", DefenderTrainError)
 
 
 def load_defender(config: dict, weights: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:

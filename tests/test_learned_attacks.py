@@ -156,7 +156,7 @@ def test_pa_ad_actor_raises_target_probability():
     R = 256
     g = torch.Generator().manual_seed(2)
     obs = torch.randn(R, 3, 5, generator=g)
-    avail = torch.ones(R, 3, 4, dtype=torch.bool)
+    torch.ones(R, 3, 4, dtype=torch.bool)
     hidden, last = team.initial_state(R), torch.zeros(R, 3, 4)
     q_fn = lambda o: team.q_values(o, hidden, last, torch.zeros(R, dtype=torch.long))[0]  # noqa: E731
     target = torch.randint(0, 4, (R, 3), generator=g)

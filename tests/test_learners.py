@@ -93,7 +93,7 @@ def test_learns_toy_task_beyond_random(algo):
     env = CueMatch(256)
     random_team = QTeam(RNNAgent(agent_input_dim(3, 3, 2), 3), 2, 3)
     _, rnd = collect_episodes(env, random_team, 1.0, torch.Generator().manual_seed(0), seed=11)
-    res = train_defender(toy_cfg(algo=algo), make_env=lambda b: CueMatch(b))
+    res = train_defender(toy_cfg(algo=algo), make_env=CueMatch)
     final = res.provenance["final_test_return"]
     # Random play scores 1.25 of a possible 5 on average.
     assert rnd.mean_return < 1.6
@@ -102,9 +102,9 @@ def test_learns_toy_task_beyond_random(algo):
 
 
 def test_same_seed_same_weights():
-    a = train_defender(toy_cfg(steps=400, test_every=10_000), make_env=lambda b: CueMatch(b))
-    b = train_defender(toy_cfg(steps=400, test_every=10_000), make_env=lambda b: CueMatch(b))
-    c = train_defender(toy_cfg(steps=400, test_every=10_000, seed=4), make_env=lambda b: CueMatch(b))
+    a = train_defender(toy_cfg(steps=400, test_every=10_000), make_env=CueMatch)
+    b = train_defender(toy_cfg(steps=400, test_every=10_000), make_env=CueMatch)
+    c = train_defender(toy_cfg(steps=400, test_every=10_000, seed=4), make_env=CueMatch)
     assert a.weights.keys() == b.weights.keys()
     assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
     assert not all(np.array_equal(a.weights[k], c.weights[k]) for k in a.weights)
@@ -114,21 +114,40 @@ def test_should_stop_gives_partial_and_progress():
     seen = []
     res = train_defender(
         toy_cfg(steps=10_000), on_progress=seen.append,
-        should_stop=lambda: len(seen) >= 3, make_env=lambda b: CueMatch(b),
+        should_stop=lambda: len(seen) >= 3, make_env=CueMatch,
     )
     assert res.partial and res.provenance["steps"] < 10_000
     assert {"steps", "epsilon", "loss", "test_return", "test_win", "steps_per_s"} <= seen[-1].keys()
 
 
 def test_robust_variants_run():
-    clean = train_defender(toy_cfg(steps=300, test_every=10_000), make_env=lambda b: CueMatch(b))
-    adv = train_defender(toy_cfg(steps=300, adv="fgsm", adv_targets=[0]), make_env=lambda b: CueMatch(b))
-    reg = train_defender(toy_cfg(steps=300, reg="policy", init=clean.weights), make_env=lambda b: CueMatch(b))
+    clean = train_defender(toy_cfg(steps=300, test_every=10_000), make_env=CueMatch)
+    adv = train_defender(toy_cfg(steps=300, adv="fgsm", adv_targets=[0]), make_env=CueMatch)
+    reg = train_defender(toy_cfg(steps=300, reg="policy", init=clean.weights), make_env=CueMatch)
     for r in (adv, reg):
         assert all(np.isfinite(v).all() for v in r.weights.values())
     assert reg.provenance["initialised_from_weights"]
     with pytest.raises(DefenderTrainError):
-        train_defender(toy_cfg(algo="dqn"), make_env=lambda b: CueMatch(b))
+        train_defender(toy_cfg(algo="dqn"), make_env=CueMatch)
+
+
+def test_perturbation_hook_is_reset_and_used_in_training_only():
+    class Shift:
+        def __init__(self):
+            self.resets, self.calls = [], 0
+
+        def reset(self, B):
+            self.resets.append(B)
+
+        def __call__(self, q_fn, obs, avail):
+            self.calls += 1
+            return obs + 0.1
+
+    hook = Shift()
+    train_defender(toy_cfg(steps=200, envs=4, test_episodes=16), perturb=hook, make_env=CueMatch)
+    assert hook.resets == [4] * 10 and hook.calls == 10 * 6  # 5 steps + the final observation
+    with pytest.raises(DefenderTrainError):
+        train_defender(toy_cfg(adv="fgsm"), perturb=hook, make_env=CueMatch)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -180,7 +199,7 @@ def test_hinge_matches_hand_computation():
 
 
 def test_load_defender_round_trip():
-    res = train_defender(toy_cfg(steps=200, test_every=10_000), make_env=lambda b: CueMatch(b))
+    res = train_defender(toy_cfg(steps=200, test_every=10_000), make_env=CueMatch)
     assert {"agent.fc1.weight", "agent.rnn.weight_hh", "mixer.hyper_w_1.0.weight", "mixer.V.2.bias"} <= res.weights.keys()
     agent, mixer = load_defender(res.config, res.weights)
     agent2, mixer2 = load_defender(res.config, {k: v.copy() for k, v in res.weights.items()})

@@ -214,7 +214,7 @@ def test_attack_out_of_weapon_range_walks_in_then_fires():
     env.sync()
     env.units.pos[0, 3] = torch.tensor([16.0, 16.0])
     s = env.units
-    ts = env.step(torch.tensor([[N_NO_ATTACK + 0, 0, 0]]))
+    env.step(torch.tensor([[N_NO_ATTACK + 0, 0, 0]]))
     # centre distance 6 > 5 + 2 radii; the marine walks, the enemy (not in range) walks too
     assert s.hp[0, 3].item() == 45.0
     assert s.pos[0, 0, 0].item() > 10.0

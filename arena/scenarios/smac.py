@@ -257,7 +257,7 @@ class SmacLite(VecEnv):
         goal this step besides its speed) and has_goal [B, U].
         """
         s, tb = self.units, self.table
-        n, m = self.n_agents, self.n_enemies
+        n, _m = self.n_agents, self.n_enemies
         B = self.B
         attack = actions >= N_NO_ATTACK
         ally_target = torch.where(attack, n + actions - N_NO_ATTACK, -1)  # [B, n]
