@@ -524,7 +524,7 @@ def _print_table(t, metric, title, res=None) -> None:
                 continue
             cells.append(f"{t.win_rate[i, j]:.0%}  {t.mean[i, j]:.1f}±{t.std[i, j]:.1f}")
         table.add_row(short(d, t.scenario), *cells)
-    Console(width=max(100, 16 + 15 * len(t.attackers))).print(table)
+    Console(width=max(100, 16 + 18 * len(t.attackers))).print(table)
     if res is not None:
         click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
                    f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")

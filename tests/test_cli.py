@@ -129,3 +129,18 @@ def test_add_policy_from_safetensors_and_pymarl(tmp_path):
     evil.write_bytes(pickle.dumps({"fc1.weight": "not a tensor"}))
     one_line_error(run(["add-policy", "evil", "--kind", "qmix", "--scenario", "3m", "--from",
                         str(evil)], lg))
+
+
+def test_demo_fills_solves_and_draws(tmp_path):
+    lg = make_league(tmp_path / "l.h5")
+    png = tmp_path / "heat.png"
+    res = run(["demo", "--scenario", "pp7", "--episodes", "2", "--bootstrap", "20",
+               "--plot", str(png)], lg)
+    assert res.exit_code == 0, res.output
+    for text in ("lp solution", "value:", "most dangerous attack", "next, try",
+                 "arena play qmix_fgsm vs pa_ad"):
+        assert text in res.output
+    assert png.stat().st_size > 10_000
+    again = run(["demo", "--scenario", "pp7", "--episodes", "2", "--bootstrap", "0",
+                 "--plot", str(png)], lg)
+    assert "ran 0 cells" in again.output  # the table is already full
