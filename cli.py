@@ -42,7 +42,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (
         ("solvers.meta", "SolverError"),
         ("policies.errors", "PolicyError"),
-        ("arena.errors", "ArenaError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))

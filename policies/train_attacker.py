@@ -26,6 +26,7 @@ import torch
 from arena.core import VecEnv
 from arena.payoff import draw_members
 from arena.rollout import AttackContext, Streams, episode_seeds, greedy
+from policies.errors import PolicyError
 from policies.atla import ATLAAttacker, LearnedAttacker, atla_config
 from policies.kinds import KindError, parse_targets
 from policies.pa_ad import PAADAttacker, pa_ad_config
@@ -37,7 +38,7 @@ ALGOS = ("atla", "pa_ad")
 _SALT_VICTIM, _SALT_NOISE = 0x5EED_A77A, 0x0B5E_ED00
 
 
-class AttackerTrainError(ValueError):
+class AttackerTrainError(PolicyError):
     """A bad attacker training configuration or victim; one line for the user."""
 
 
