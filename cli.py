@@ -891,10 +891,11 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
 def _iteration_line(it: dict) -> str:
     gains = ""
     if it.get("gain_attacker") is not None:
-        gains = (f"  gain att {it['gain_attacker']:+.3f}  gain def {it['gain_defender']:+.3f}"
-                 f"  added {it['new_attacker']}, {it['new_defender']}")
+        gains = (f"  exploitability {it['gain_attacker'] + it['gain_defender']:+.3f} (gain att "
+                 f"{it['gain_attacker']:+.3f}, def {it['gain_defender']:+.3f})  added "
+                 f"{it['new_attacker']}, {it['new_defender']}")
     return (f"iteration {it['iteration']}: {len(it['defenders'])}×{len(it['attackers'])}  "
-            f"value {it['value']:.3f}  NashConv {it['exploitability']:.2e}{gains}")
+            f"value {it['value']:.3f}{gains}")
 
 
 @main.group(invoke_without_command=True)
@@ -940,11 +941,11 @@ def runs_show(ctx: Ctx, run_id, plot):
     if plot:
         from arena.plots import curves
 
-        xs = [i["iteration"] for i in its]
-        curves(xs, {"value": [i["value"] for i in its],
-                    "exploitability": [i["exploitability"] for i in its],
-                    "gain (att+def)": [(i.get("gain_attacker") or 0) + (i.get("gain_defender") or 0)
-                                       for i in its]},
+        done = [i for i in its if i.get("gain_attacker") is not None]
+        curves([i["iteration"] for i in done],
+               {"value": [i["value"] for i in done],
+                "exploitability (best-response gains)":
+                    [i["gain_attacker"] + i["gain_defender"] for i in done]},
                plot, f"PSRO {run_id}", "iteration")
     data = {"run": run.run_id, "config": run.config, "iterations": its}
 

@@ -56,6 +56,9 @@ def curves(xs, series: dict[str, list[float]], path: Path, title: str, xlabel: s
         ax.plot(xs, ys, marker="o", markersize=3, label=name)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -68,6 +68,7 @@ class Iteration:
     gain_defender: float | None = None
     gain_attacker: float | None = None
     value_after: float | None = None
+    br_exploitability: float | None = None  # gain_A + gain_D: NashConv against the new responses
     extra: dict = field(default_factory=dict)
 
 
@@ -109,6 +110,7 @@ def run_psro(game: PSROGame, defenders: list[str], attackers: list[str], cfg: PS
             rec.gain_attacker = float(sol.value - p @ M2[:, a_next.index(new_a)])
             rec.gain_defender = float(M2[d_next.index(new_d)] @ q - sol.value)
             rec.value_after = float(solve(M2, cfg.meta).value)
+            rec.br_exploitability = rec.gain_attacker + rec.gain_defender
             defenders, attackers = d_next, a_next
         done.append(rec)
         if on_iteration is not None:
