@@ -62,8 +62,10 @@ class DefenderTrainConfig:
     (scripts/train_report.py --measure-envs)."""
     seed: int = 0
     """Seed of network initialisation, exploration, replay sampling and the environments."""
-    eps_start: float = 1.0
-    """Initial exploration rate ε."""
+    eps_start: float | None = None
+    """Initial exploration rate ε; None: 1.0 from scratch, eps_finish when starting from
+    `init` (a trained team re-exploring at ε = 1 fills the fresh replay buffer with
+    near-random play and was measured to collapse within 10k steps on 3m)."""
     eps_finish: float = 0.05
     """Final exploration rate ε."""
     eps_anneal: int = 50_000
@@ -212,8 +214,11 @@ def load_team(config: dict, weights: dict, device="cpu") -> QTeam:
 
 # -- training ----------------------------------------------------------------------------------
 def epsilon_at(cfg: DefenderTrainConfig, steps: int) -> float:
+    start = cfg.eps_start
+    if start is None:
+        start = cfg.eps_finish if cfg.init is not None else 1.0
     frac = min(1.0, steps / max(1, cfg.eps_anneal))
-    return cfg.eps_start + frac * (cfg.eps_finish - cfg.eps_start)
+    return start + frac * (cfg.eps_finish - start)
 
 
 def attacked_agents(cfg: DefenderTrainConfig, n_agents: int, device) -> torch.Tensor:
