@@ -129,3 +129,37 @@ def test_untrained_teams_are_distinct_members(tmp_path):
     cfg0, w0 = random_team("qmix", "pp7", 0)
     cfg1, w1 = random_team("qmix", "pp7", 1)
     assert any(not np.array_equal(w0[k], w1[k]) for k in w0)
+
+
+def test_black_box_attack_takes_gradients_of_the_surrogate(tmp_path, monkeypatch):
+    from arena import rollout
+    from policies.build import build_policy_record
+    from policies.fgsm import fgsm as real_fgsm
+    from policies.lineup import build_lineup
+
+    path = make_league(tmp_path / "l.h5", attackers=(("fgsm", ["eps=0.3"]),))
+    with League(path, "a") as lg:
+        lg.add_policy(**build_policy_record("fgsm_bb", "fgsm",
+                                            params=["eps=0.3", "surrogate=vdn1"]))
+        lineup = build_lineup(lg, "pp7", ["qmix0@v1"], ["fgsm@v1", "fgsm_bb@v1"])
+    assert list(lineup.surrogates) == [1]  # only the black-box attacker has a surrogate
+    victim, (surrogate, _) = lineup.team, lineup.surrogates[1]
+    seen = {}
+
+    def spy(q_fn, obs, eps, norm="linf", agent_mask=None, avail=None):
+        out = real_fgsm(q_fn, obs, eps, norm, agent_mask, avail)
+        seen.setdefault("calls", []).append((obs.clone(), out, avail))
+        return out
+
+    monkeypatch.setattr("policies.obs_attacks.fgsm", spy)
+    seeds = rollout.episode_seeds(0, 0, 2)
+    rollout.play("pp7", victim, torch.zeros(2, dtype=torch.long), lineup.attacker_objs,
+                 torch.tensor([0, 1]), seeds, surrogates={1: (surrogate, torch.zeros(2, dtype=torch.long))})
+    _, (obs_b, out_b, avail) = seen["calls"][:2]  # first step: white-box row, black-box row
+    zeros = torch.zeros(1, 3, 6)
+    h = victim.initial_state(1)
+    by_victim = real_fgsm(lambda o: victim.q_values(o, h, zeros, torch.zeros(1, dtype=torch.long))[0],
+                          obs_b, 0.3, avail=avail)
+    by_surrogate = real_fgsm(lambda o: surrogate.q_values(o, h, zeros, torch.zeros(1, dtype=torch.long))[0],
+                             obs_b, 0.3, avail=avail)
+    assert torch.allclose(out_b, by_surrogate) and not torch.allclose(out_b, by_victim)

@@ -24,6 +24,8 @@ def test_train_attack_robust_train_psro_and_runs(tmp_path):
     run(lg, "init")
     run(lg, "train", "defender", "q.pp7", "--scenario", "pp7", "--steps", "600",
         "--test-every", "300")
+    run(lg, "show", "q.pp7", "--plot", str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 0
     run(lg, "train", "attacker", "pa.pp7", "--algo", "pa_ad", "--against", "q",
         "--scenario", "pp7", "--steps", "400")
     out = json.loads(run(lg, "--json", "train", "defender", "qa.pp7", "--scenario", "pp7",
