@@ -31,9 +31,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/arena demo
+	@echo "(the arena command lives in $(VENV)/bin: run '. $(VENV)/bin/activate' first)"
 
 bench: $(STAMP)
-	$(VENV)/bin/arena bench env --scenario 3m --batch 1,64,1024,4096
+	$(VENV)/bin/arena bench env --scenario pp7,3m --batch 1,64,1024,4096
+	$(VENV)/bin/arena bench matrix --scenario 3m
+	$(PY) benchmarks/solve.py
+	$(PY) benchmarks/store.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
