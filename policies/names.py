@@ -29,13 +29,15 @@ def resolve_for(lg, ref: str, scenario: str | None) -> str:
 
 
 def default_scenario(lg) -> str | None:
-    """The scenario with the most live defenders (ties: the first in the registry order)."""
+    """3m when the league has defenders for it, else the scenario with the most of them."""
     from collections import Counter
 
-    from arena.scenarios import names
+    from arena.scenarios import DEFAULT_SCENARIO, names
 
     counts = Counter(i.scenario for i in lg.list(role="defender") if i.scenario != "any")
     if not counts:
         return None
+    if DEFAULT_SCENARIO in counts:
+        return DEFAULT_SCENARIO
     order = {n: k for k, n in enumerate(names())}
     return max(counts, key=lambda s: (counts[s], -order.get(s, 99)))

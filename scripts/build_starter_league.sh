@@ -64,7 +64,9 @@ wait $P3M || { echo "3m lane failed: see $LOGDIR/3m.log"; status=1; }
 wait $PPP || { echo "pp7 lane failed: see $LOGDIR/pp7.log"; status=1; }
 [ $status -eq 0 ] || exit $status
 
-# One last write-close checkpoints the journal into a single .h5 file.
+# The shipped league holds the policies and the PSRO runs but no match records: `arena demo`
+# plays the table itself. The full league, matches included, stays in $WORK.
 $ARENA ls > "$LOGDIR/ls.txt"
-cp "$WORK" "$OUT"
+rm -f "$OUT"
+.venv/bin/python -c "from store.starter import copy_policies_and_runs as c; import sys; c(sys.argv[1], sys.argv[2])" "$WORK" "$OUT"
 echo "starter league written to $OUT ($(du -h "$OUT" | cut -f1))"

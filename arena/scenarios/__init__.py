@@ -10,6 +10,8 @@ import importlib
 
 from arena.core import ScenarioError, ScenarioSpec, VecEnv
 
+DEFAULT_SCENARIO = "3m"  # the demo's, and the one bare names resolve to when a league has it
+
 _SMAC = "arena.scenarios.smac"
 REGISTRY: dict[str, tuple[str, str, dict]] = {
     "pp7": ("arena.scenarios.predator_prey", "PredatorPrey", {"penalty": 0.0}),
