@@ -994,7 +994,7 @@ def demo(ctx: Ctx, scenario, episodes, n_boot, plot):
         click.echo(f"created {ctx.league} from the starter league")
     limit = scenario_spec(scenario).episode_limit
     with ctx.open("r") as lg:
-        defenders, attackers = default_players(lg, scenario, final_only=True)
+        defenders, attackers = default_players(lg, scenario)
     with StepProgress(ctx, limit, f"cross-attack table on {scenario}") as bar:
         res = fill(ctx.open, scenario, defenders, attackers, episodes, 0, ctx.device,
                    on_step=bar.callback, on_plan=bar.set_episodes)

@@ -28,10 +28,11 @@ class FillResult:
     seconds: float
 
 
-def default_players(lg, scenario: str, final_only: bool = False) -> tuple[list[str], list[str]]:
+def default_players(lg, scenario: str, final_only: bool = True) -> tuple[list[str], list[str]]:
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
-    it, the no-attack column first. `final_only` leaves out PSRO's intermediate best responses
-    (their run's mixture policies stay)."""
+    it, the no-attack column first. `final_only` (the default of every table command) leaves
+    out PSRO's intermediate best responses; their run's mixture policies stay, and any policy
+    can still be named explicitly."""
     def keep(info):
         if info.scenario not in (scenario, "any"):
             return False
