@@ -32,6 +32,8 @@ def build_policy_record(name: str, kind_name: str, role: str | None = None,
                         scenario: str | None = None, params=(), source: Path | None = None) -> dict:
     """Check everything and return the keyword arguments of `League.add_policy`."""
     kind = get_kind(kind_name)
+    if kind.name == "mixture":
+        raise KindError("mixture policies are made by `arena psro` (RUN_def, RUN_att)")
     if role is not None and role != kind.role:
         article = {"defender": "a", "attacker": "an"}
         raise KindError(f"kind {kind.name!r} is {article[kind.role]} {kind.role}, "

@@ -59,6 +59,7 @@ def test_init_ls_add_show_retire(tmp_path):
     (["add-policy", "x", "--kind", "fgsm", "--role", "defender"], ["is an attacker"]),
     (["add-policy", "x", "--kind", "qmix", "--scenario", "3m"], ["--from"]),
     (["show", "ghost"], ["ghost"]),
+    (["add-policy", "m", "--kind", "mixture"], ["arena psro"]),
 ])
 def test_add_policy_and_show_errors(tmp_path, args, needles):
     lg = tmp_path / "l.h5"
