@@ -71,3 +71,28 @@ def test_mixture_perturb_draws_one_attacker_per_episode():
     assert torch.equal(attacked, (second != 0).flatten(1).any(1))  # same attacker all episode
     assert 0.65 < attacked.float().mean() < 0.85
     assert first.abs().max() <= 0.5
+
+
+def test_ctrl_c_stores_what_was_learned_as_partial(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lg = tmp_path / "l.h5"
+    run(lg, "init")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--league", str(lg), "--quiet", "train", "defender",
+         "q.pp7", "--scenario", "pp7", "--steps", "10000000", "--test-every", "2000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)  # training under way: the start-up and the first greedy test take ~2 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "partial" in out
+    with League(lg) as league:
+        info = league.info("q.pp7")
+    assert info.provenance["partial"] is True
+    assert 0 < info.provenance["steps"] < 10_000_000
