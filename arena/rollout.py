@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from arena.core import mix64, uniform_from
+from arena.core import VecEnv, mix64, uniform_from
 from arena.scenarios import make
 
 QFn = Callable[[torch.Tensor], torch.Tensor]  # obs [R, n, o] -> Q [R, n, A]
@@ -91,18 +91,23 @@ def play(
     freq: list[float] | None = None,
     surrogates: dict[int, tuple[Team, torch.Tensor]] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    env: VecEnv | None = None,
 ) -> EpisodeStats:
     """Play B = len(seeds) greedy episodes; row b: member team_of[b] vs attackers[attacker_of[b]].
 
     `freq[k]` is the fraction of steps attacker k acts (drawn per episode and step).
     `surrogates[k] = (team, member index [B])` gives attacker k black-box access: its gradients
-    come from that team instead of the victim.
+    come from that team instead of the victim. `env` is a ready batch of B episodes of
+    `scenario` (built from the registry when None).
     """
     device = torch.device(device)
     B = len(seeds)
     seeds = seeds.to(device)
     team_of, attacker_of = team_of.to(device), attacker_of.to(device)
-    env = make(scenario, B, device=device)
+    if env is None:
+        env = make(scenario, B, device=device)
+    elif env.B != B:
+        raise ValueError(f"env steps {env.B} episodes but {B} seeds were given")
     n, A = env.spec.n_agents, env.spec.n_actions
     ts = env.reset(seeds=seeds)
     hidden = team.initial_state(B, device)

@@ -25,17 +25,18 @@ import torch
 
 from arena.core import VecEnv
 from arena.payoff import draw_members
-from arena.rollout import AttackContext, Streams, episode_seeds, greedy
+from arena.rollout import episode_seeds, greedy, play
 from policies.errors import PolicyError
 from policies.atla import ATLAAttacker, LearnedAttacker, atla_config
 from policies.kinds import KindError, parse_targets
+from policies.obs_attacks import NoAttack
 from policies.pa_ad import PAADAttacker, pa_ad_config
 from policies.ppo import PPOConfig, gae, ppo_update
 from policies.stacked_team import StackedTeam
 from policies.train_defender import DefenderTrainError, load_defender
 
 ALGOS = ("atla", "pa_ad")
-_SALT_VICTIM, _SALT_NOISE = 0x5EED_A77A, 0x0B5E_ED00
+_SALT_VICTIM = 0x5EED_A77A
 
 
 class AttackerTrainError(PolicyError):
@@ -140,7 +141,7 @@ class Rollout:
     returns: torch.Tensor  # [K] team return
     won: torch.Tensor  # [K] bool
     steps: int  # live team steps
-    data: dict[str, torch.Tensor] | None  # [T, K, m, ...] PPO samples; "reward", "alive" [T, K]
+    data: dict[str, torch.Tensor]  # [T, K, m, ...] PPO samples; "reward", "alive" [T, K]
 
 
 def play_episodes(
@@ -148,15 +149,12 @@ def play_episodes(
     victim: StackedTeam,
     member: torch.Tensor,
     seeds: torch.Tensor,
-    attacker,
-    generator: torch.Generator | None = None,
+    attacker: LearnedAttacker,
+    generator: torch.Generator,
 ) -> Rollout:
-    """Play env.B episodes to the end: the victim greedy on what the attacker lets it see.
-
-    `attacker=None`: clean episodes. A LearnedAttacker with `generator=None` plays its
-    deterministic action (as in matches, arena.rollout.play); with a generator, its stochastic
-    policy, and the PPO samples are stored in `data`. Any other ObservationAttacker (random
-    noise, FGSM: the baselines) is called through its `perturb` with per-episode streams.
+    """Collect env.B episodes for PPO: the attacker's stochastic policy, the victim greedy on
+    what it lets it see; the samples go to `data`. (Evaluation, with the deterministic
+    attacker, clean or with a baseline, is the match engine's: `arena.rollout.play`.)
     """
     K, T = env.B, env.spec.episode_limit
     n, A = env.spec.n_agents, env.spec.n_actions
@@ -165,39 +163,25 @@ def play_episodes(
     hidden = victim.initial_state(K, dev)  # [K, n, H]
     last = torch.zeros(K, n, A, device=dev)  # [K, n, A] one-hot of the last actions
     returns = torch.zeros(K, device=dev)
-    data: dict[str, torch.Tensor] = {}
-    learned = isinstance(attacker, LearnedAttacker)
-    record = learned and generator is not None
-    if attacker is not None and not learned:
-        attacker.reset(K, dev)
-    if record:
-        data["reward"] = torch.zeros(T, K, device=dev)  # [T, K]
-        data["alive"] = torch.zeros(T, K, dtype=torch.bool, device=dev)
+    data: dict[str, torch.Tensor] = {
+        "reward": torch.zeros(T, K, device=dev),  # [T, K]
+        "alive": torch.zeros(T, K, dtype=torch.bool, device=dev),
+    }
     steps = 0
     for t in range(T):
         if bool(ts.done.all()):
             break
         alive = ~ts.done
-        seen = ts.obs
-        if attacker is not None:
-            h_t, last_t = hidden, last
 
-            def q_fn(o, h_t=h_t, last_t=last_t):
-                return victim.q_values(o, h_t, last_t, member)[0]
+        def q_fn(o, h_t=hidden, last_t=last):
+            return victim.q_values(o, h_t, last_t, member)[0]
 
-            if not learned:
-                ctx = AttackContext(q_fn=q_fn, avail=ts.avail, state=ts.state, t=t,
-                                    rand=Streams(seeds ^ _SALT_NOISE, t),
-                                    rows=torch.arange(K, device=dev))
-                seen, sample = attacker.perturb(ts.obs, ctx).detach(), {}
-            else:
-                seen, sample = attacker.act(ts.obs, q_fn, ts.avail, ts.state, generator)
-            if record:
-                for k, v in sample.items():
-                    if k not in data:
-                        data[k] = torch.zeros((T,) + tuple(v.shape), dtype=v.dtype, device=dev)
-                    data[k][t] = v
-                data["alive"][t] = alive
+        seen, sample = attacker.act(ts.obs, q_fn, ts.avail, ts.state, generator)
+        for k, v in sample.items():
+            if k not in data:
+                data[k] = torch.zeros((T,) + tuple(v.shape), dtype=v.dtype, device=dev)
+            data[k][t] = v
+        data["alive"][t] = alive
         with torch.no_grad():
             q, hidden = victim.q_values(seen, hidden, last, member)
         actions = greedy(q, ts.avail)
@@ -205,9 +189,8 @@ def play_episodes(
         ts = env.step(actions)
         returns += ts.reward
         steps += int(alive.sum())
-        if record:
-            data["reward"][t] = ts.reward
-    return Rollout(returns.cpu(), ts.won.cpu(), steps, data if record else None)
+        data["reward"][t] = ts.reward
+    return Rollout(returns.cpu(), ts.won.cpu(), steps, data)
 
 
 def flatten_samples(data: dict[str, torch.Tensor], adv: torch.Tensor, ret: torch.Tensor) -> dict:
@@ -321,13 +304,16 @@ def evaluate_attack(attacker, victim, members, make_env, cfg: AttackerTrainConfi
     seeds = episode_seeds(eval_seed, 0, E, torch.device(cfg.device))
     member = draw_members(members, seeds ^ _SALT_VICTIM).to(cfg.device)
     env = make_env(E)
-    attacked = play_episodes(env, victim, member, seeds, attacker)
-    clean = play_episodes(env, victim, member, seeds, None)
+    attack_all = torch.zeros(E, dtype=torch.long, device=seeds.device)
+    attacked = play(env.spec.name, victim, member, [attacker], attack_all, seeds, env.device,
+                    env=env)
+    clean = play(env.spec.name, victim, member, [NoAttack()], attack_all, seeds, env.device,
+                 env=env)
     return {
         "eval_episodes": E,
         "eval_seed": eval_seed,
         "final_attacked_return": float(attacked.returns.mean()),
-        "final_attacked_win": float(attacked.won.float().mean()),
+        "final_attacked_win": float(attacked.wins.float().mean()),
         "final_clean_return": float(clean.returns.mean()),
-        "final_clean_win": float(clean.won.float().mean()),
+        "final_clean_win": float(clean.wins.float().mean()),
     }

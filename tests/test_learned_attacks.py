@@ -30,7 +30,6 @@ from policies.train_attacker import (
     AttackerTrainError,
     load_victims,
     make_attacker,
-    play_episodes,
     train_attacker,
 )
 from tests.toy_envs import CueMatch
@@ -156,7 +155,6 @@ def test_pa_ad_actor_raises_target_probability():
     R = 256
     g = torch.Generator().manual_seed(2)
     obs = torch.randn(R, 3, 5, generator=g)
-    torch.ones(R, 3, 4, dtype=torch.bool)
     hidden, last = team.initial_state(R), torch.zeros(R, 3, 4)
     q_fn = lambda o: team.q_values(o, hidden, last, torch.zeros(R, dtype=torch.long))[0]  # noqa: E731
     target = torch.randint(0, 4, (R, 3), generator=g)
@@ -181,7 +179,7 @@ def test_training_lowers_return_below_random_noise(trained, algo):
     seeds = episode_seeds(p["eval_seed"], 0, p["eval_episodes"])
     member = torch.zeros(len(seeds), dtype=torch.long)
     noise = RandomAttack({"eps": EPS, "norm": "linf", "targets": "all"}, sp.n_agents)
-    noisy = play_episodes(CueMatch(len(seeds)), victim, member, seeds, noise)
+    noisy = play("cue_match", victim, member, [noise], member, seeds, env=CueMatch(len(seeds)))
     noisy_return = float(noisy.returns.mean())
     assert p["final_clean_return"] == pytest.approx(5.0)  # the victim is perfect without attack
     assert noisy_return > 3.5  # uniform noise of this radius rarely flips a choice
