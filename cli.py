@@ -787,7 +787,7 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
     """
     from arena.core import resolve_device
     from policies.build import base_provenance
-    from policies.lineup import check_role, mixture_members
+    from policies.lineup import check_role, members_of
     from policies.train_attacker import AttackerTrainConfig, train_attacker
 
     from policies.names import default_scenario, resolve_for
@@ -795,7 +795,7 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
     with ctx.open("r") as lg:
         info = lg.info(resolve_for(lg, against, scenario or default_scenario(lg)))
         check_role(info, "defender")
-        members = mixture_members(lg, info, "defender") if info.kind == "mixture" else [(info.ref, 1.0)]
+        members = members_of(info)
         recs = [(lg.get(r), w) for r, w in members]
     scenario = scenario or info.scenario
     cfg = AttackerTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,

@@ -56,9 +56,10 @@ class _Teams:
         self.agents: list = []
 
     def member(self, ref: str) -> int:
-        rec = self.lg.get(ref)
-        if rec.ref in self.refs:
-            return self.refs.index(rec.ref)
+        full = self.lg.resolve(ref)
+        if full in self.refs:  # mixtures repeat members: read and verify each once
+            return self.refs.index(full)
+        rec = self.lg.get(full)
         check_role(rec, "defender")
         check_scenario(rec, self.scenario)
         if rec.kind not in TEAM_KINDS:
@@ -74,7 +75,10 @@ class _Teams:
         return len(self.refs) - 1
 
 
-def mixture_members(lg, info, role: str) -> list[tuple[str, float]]:
+def members_of(info) -> list[tuple[str, float]]:
+    """(ref, weight) of what a policy plays: itself, or a mixture's members."""
+    if info.kind != "mixture":
+        return [(info.ref, 1.0)]
     members = info.config.get("members", [])
     if not members:
         raise PolicyError(f"{info.ref} is a mixture with no members")
@@ -98,10 +102,7 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
         info = lg.info(ref)
         check_role(info, "defender")
         check_scenario(info, scenario)
-        if info.kind == "mixture":
-            members.append([(teams.member(r), w) for r, w in mixture_members(lg, info, "defender")])
-        else:
-            members.append([(teams.member(info.ref), 1.0)])
+        members.append([(teams.member(r), w) for r, w in members_of(info)])
     objs, freq, surrogates, att_members = [], [], {}, []
     for ref in attackers:
         if ref == NO_ATTACK:
@@ -110,7 +111,7 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
             info = lg.info(ref)
             check_role(info, "attacker")
             check_scenario(info, scenario)
-            refs = mixture_members(lg, info, "attacker") if info.kind == "mixture" else [(info.ref, 1.0)]
+            refs = members_of(info)
         entry = []
         for r, w in refs:
             if r == NO_ATTACK:  # a mixture may keep the clean column as a member
@@ -148,9 +149,10 @@ def _attacker(lg, rec, spec, scenario, device):
         raise PolicyError(f"{rec.ref} is of kind {rec.kind}, which cannot attack observations")
     sur = None
     if config.get("surrogate"):
-        s_rec = lg.get(config["surrogate"])
+        from policies.names import resolve_for
+
         teams = _Teams(lg, scenario, device)
-        teams.member(s_rec.ref)
+        teams.member(resolve_for(lg, config["surrogate"], scenario))
         sur = (StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device), [(0, 1.0)])
     return obj, float(config.get("freq", 1.0)), sur
 
