@@ -112,6 +112,19 @@ def run_cells(scenario: str, lineup: Lineup, cells: list[Cell], device="cpu",
     return out
 
 
+def run_cells_sequential(scenario: str, lineup: Lineup, cells: list[Cell], device="cpu",
+                         on_step=None) -> list[EpisodeStats]:
+    """The same episodes as `run_cells`, one batch of one episode per call: the reference the
+    batched fill is checked and timed against."""
+    out = []
+    for c in cells:
+        parts = [run_cells(scenario, lineup, [Cell(c.defender, c.attacker, 1, c.seed, first=c.first + e)],
+                           device, on_step)[0] for e in range(c.episodes)]
+        out.append(EpisodeStats(*(torch.cat([getattr(p, f) for p in parts])
+                                  for f in ("returns", "wins", "lengths", "cost"))))
+    return out
+
+
 def to_record(scenario: str, cell: Cell, st: EpisodeStats, device: str,
               code_version: str) -> MatchRecord:
     return MatchRecord(

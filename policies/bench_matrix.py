@@ -12,28 +12,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from arena import payoff as pay
 from policies.lineup import build_lineup
 
 
 def synthetic_league(path: Path, scenario: str, n_defenders: int = 4) -> Path:
     """Untrained teams and the parameter-only attacks: enough to time the engine anywhere."""
-    import torch
-
-    from arena.scenarios import spec
     from policies.build import base_provenance, build_policy_record
-    from policies.train_defender import (DefenderTrainConfig, build_networks, export_weights,
-                                         network_config)
+    from policies.train_defender import untrained_team
     from store import League
 
     League.create(path)
     with League(path, "a") as lg, lg.transaction():
         for i in range(n_defenders):
-            torch.manual_seed(i)
-            cfg = network_config(DefenderTrainConfig(algo="qmix", scenario=scenario), spec(scenario))
-            agent, mixer = build_networks(cfg)
-            lg.add_policy(f"untrained{i}", "defender", "qmix", scenario, cfg,
-                          export_weights(agent, mixer), base_provenance(seed=i))
+            cfg, weights = untrained_team("qmix", scenario, i)
+            lg.add_policy(f"untrained{i}", "defender", "qmix", scenario, cfg, weights,
+                          base_provenance(seed=i))
         for kind, params in (("random", []), ("fgsm", []), ("pgd", ["steps=3"])):
             lg.add_policy(**build_policy_record(kind, kind, params=["eps=0.2"] + params))
     return path
@@ -53,13 +49,9 @@ def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=No
     batched = pay.run_cells(scenario, lineup, cells, device)
     t_batched = time.perf_counter() - start
     start = time.perf_counter()
-    seq = [pay.run_cells(scenario, lineup, [pay.Cell(c.defender, c.attacker, 1, c.seed, first=e)],
-                         device)[0] for c in cells for e in range(c.episodes)]
+    seq = pay.run_cells_sequential(scenario, lineup, cells, device)
     t_seq = time.perf_counter() - start
-    same = all(
-        abs(float(b.returns[e]) - float(seq[i * episodes + e].returns[0])) < 1e-4
-        for i, b in enumerate(batched) for e in range(episodes)
-    )
+    same = all(torch.allclose(b.returns, s.returns, atol=1e-4) for b, s in zip(batched, seq))
     total = len(cells) * episodes
     return {"scenario": scenario, "device": str(device), "defenders": len(defenders),
             "attackers": len(attackers), "episodes_per_cell": episodes, "episodes": total,

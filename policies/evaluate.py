@@ -11,7 +11,6 @@ from typing import Callable
 
 from arena import payoff as pay
 from arena.core import resolve_device
-from arena.rollout import EpisodeStats
 from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
@@ -69,10 +68,8 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     if on_plan is not None:
         on_plan(cells)
     start = time.perf_counter()
-    if sequential:
-        stats = [_sequential(scenario, lineup, c, device, on_step) for c in cells]
-    else:
-        stats = pay.run_cells(scenario, lineup, cells, device, on_step)
+    run = pay.run_cells_sequential if sequential else pay.run_cells
+    stats = run(scenario, lineup, cells, device, on_step)
     seconds = time.perf_counter() - start
     if cells:
         version = code_version()
@@ -82,17 +79,6 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     with league_open("r") as lg:
         table = lg.payoff(scenario, defenders, attackers)
     return FillResult(table, cells, sum(c.episodes for c in cells), seconds)
-
-
-def _sequential(scenario, lineup, cell, device, on_step) -> EpisodeStats:
-    import torch
-
-    parts = []
-    for e in range(cell.episodes):
-        one = pay.Cell(cell.defender, cell.attacker, 1, cell.seed, first=e)
-        parts.append(pay.run_cells(scenario, lineup, [one], device, on_step)[0])
-    return EpisodeStats(*(torch.cat([getattr(p, f) for p in parts])
-                          for f in ("returns", "wins", "lengths", "cost")))
 
 
 def infer_scenario(lg, refs: list[str]) -> str:

@@ -183,6 +183,17 @@ def build_networks(config: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
     return agent.to(device), mixer.to(device)
 
 
+def untrained_team(algo: str, scenario: str, seed: int, device="cpu") -> tuple[dict, dict]:
+    """(config, weights) of a freshly initialised team: a deterministic, valid defender for
+    engine tests and benchmarks."""
+    from arena.scenarios import spec
+
+    torch.manual_seed(seed)
+    config = network_config(DefenderTrainConfig(algo=algo, scenario=scenario), spec(scenario))
+    agent, mixer = build_networks(config, device)
+    return config, export_weights(agent, mixer)
+
+
 def export_weights(agent: nn.Module, mixer: nn.Module) -> dict[str, np.ndarray]:
     out = {}
     for prefix, module in (("agent.", agent), ("mixer.", mixer)):

@@ -6,19 +6,9 @@ deterministic given its weights, so batched and sequential filling must agree ex
 
 from __future__ import annotations
 
-import torch
-
-from arena.scenarios import spec
 from policies.build import base_provenance, build_policy_record
-from policies.train_defender import DefenderTrainConfig, build_networks, export_weights, network_config
+from policies.train_defender import untrained_team as random_team
 from store import League
-
-
-def random_team(algo: str, scenario: str, seed: int) -> tuple[dict, dict]:
-    torch.manual_seed(seed)
-    cfg = network_config(DefenderTrainConfig(algo=algo, scenario=scenario), spec(scenario))
-    agent, mixer = build_networks(cfg)
-    return cfg, export_weights(agent, mixer)
 
 
 def make_league(path, scenario="pp7", defenders=(("qmix", 0), ("vdn", 1)),
