@@ -63,7 +63,7 @@ class EpisodeStats:
     returns: torch.Tensor  # [B]
     wins: torch.Tensor  # [B] bool
     lengths: torch.Tensor  # [B] long
-    cost: torch.Tensor  # [B] mean perturbation norm per attacked step
+    cost: torch.Tensor  # [B] mean over attacked steps of the largest per-agent perturbation norm
 
 
 def greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -147,8 +147,9 @@ def play(
             with torch.enable_grad():
                 pert = attackers[k].perturb(ts.obs[rows], ctx)
             pert = pert.detach()
-            delta = (pert - ts.obs[rows]).flatten(1)
-            cost_sum[rows] += delta.abs().amax(1) if _norm(attackers[k]) == "linf" else delta.norm(dim=1)
+            delta = pert - ts.obs[rows]  # [R, n, o]; the budget holds per agent
+            per_agent = delta.abs().amax(-1) if _norm(attackers[k]) == "linf" else delta.norm(dim=-1)
+            cost_sum[rows] += per_agent.amax(1)
             cost_n[rows] += 1
             seen[rows] = pert
         with torch.no_grad():

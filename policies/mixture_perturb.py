@@ -2,7 +2,9 @@
 
 Meets the collection hook of `policies.collect` (`perturb(q_fn, obs, avail) -> obs'`, with
 `reset(B)` called at the start of every batch of episodes). This is the defender oracle of
-PSRO: a best response to the attacker meta-strategy σ_A.
+PSRO: a best response to the attacker meta-strategy σ_A. Members attack every step with the
+victim's own gradients: a member's `freq` and `surrogate` apply in matches only, so training
+faces an adversary at least as strong as the one it is evaluated against.
 """
 
 from __future__ import annotations
