@@ -21,7 +21,7 @@ from policies.lineup import build_lineup
 def synthetic_league(path: Path, scenario: str, n_defenders: int = 4) -> Path:
     """Untrained teams and the parameter-only attacks: enough to time the engine anywhere."""
     from policies.build import base_provenance, build_policy_record
-    from policies.train_defender import untrained_team
+    from policies.learners.train_defender import untrained_team
     from store import League
 
     League.create(path)

@@ -47,7 +47,7 @@ def build_policy_record(name: str, kind_name: str, role: str | None = None,
                 f"kind {kind.name!r} is learned: give weights with --from FILE, "
                 f"or train one with `arena train`"
             )
-        from policies.team_import import import_team
+        from policies.interop.team_import import import_team
 
         config, weights = import_team(kind.name, scenario, source)
     elif source is not None:

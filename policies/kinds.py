@@ -170,7 +170,7 @@ register(
     )
 )
 # Learned observation attackers: the budget plus the network shape written by training
-# (policies.train_attacker), so that a stored config validates and rebuilds the network.
+# (policies.observation.train_attacker), so that a stored config validates and rebuilds the network.
 _LEARNED_SHAPE = (
     Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
     Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),

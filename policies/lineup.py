@@ -8,20 +8,18 @@ and one is drawn per episode.
 
 from __future__ import annotations
 
-
 from arena.payoff import Lineup
 from arena.scenarios import spec as scenario_spec
 from policies.errors import PolicyError
 from policies.kinds import KindError, get_kind
-from policies.obs_attacks import ATTACKS, build_attack
-from policies.stacked_team import StackedTeam
+from policies.observation import atla, pa_ad  # noqa: F401  (they register their builders)
+from policies.observation.attacks import ATTACKS, build_attack
+from policies.observation.learned import LEARNED_ATTACKERS
+from policies.teams.stacked_team import StackedTeam
 from policies.weights import load_named
 from store import NO_ATTACK
 
 TEAM_KINDS = ("qmix", "vdn")
-
-# kind → builder(record, scenario spec, device) for learned attackers; modules add themselves.
-LEARNED_ATTACKERS: dict = {}
 
 
 def check_role(info, role: str) -> None:
@@ -40,7 +38,7 @@ def check_scenario(info, scenario: str) -> None:
 
 def agent_from_record(rec, device="cpu"):
     """The GRU agent of a stored team (mixer weights are not needed to act)."""
-    from policies.train_defender import build_networks
+    from policies.learners.train_defender import build_networks
 
     agent, _ = build_networks(rec.config, device)
     load_named(agent, rec.weights, "agent.", f"agent network of {rec.ref}")
@@ -157,4 +155,3 @@ def _attacker(lg, rec, spec, scenario, device):
     return obj, float(config.get("freq", 1.0)), sur
 
 
-from policies import atla, pa_ad  # noqa: E402,F401  (register learned attackers)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from arena.scenarios import make
-from policies.collect import collect_episodes
-from policies.rnn_agent import QTeam, RNNAgent, agent_input_dim
-from policies.train_defender import DefenderTrainConfig, train_defender
+from policies.learners.collect import collect_episodes
+from policies.teams.rnn_agent import QTeam, RNNAgent, agent_input_dim
+from policies.learners.train_defender import DefenderTrainConfig, train_defender
 
 RUNS = {
     "qmix_pp7": dict(algo="qmix", scenario="pp7"),

@@ -76,7 +76,7 @@ class LeagueGame:
     # -- oracles -------------------------------------------------------------------------------
     def attacker_response(self, defenders, sigma, iteration) -> str:
         from policies.build import base_provenance
-        from policies.train_attacker import AttackerTrainConfig, train_attacker
+        from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
 
         victims, weights, refs = self._records(defenders, sigma)
         name = f"{self.run_id}_att{iteration}"
@@ -95,7 +95,7 @@ class LeagueGame:
 
     def defender_response(self, attackers, sigma, iteration) -> str:
         from policies.build import base_provenance
-        from policies.train_defender import DefenderTrainConfig, train_defender
+        from policies.learners.train_defender import DefenderTrainConfig, train_defender
 
         name = f"{self.run_id}_def{iteration}"
         with self.open("r") as lg:
@@ -107,7 +107,7 @@ class LeagueGame:
                                   adv_eps=self.cfg.eps, test_every=self.cfg.steps_per_oracle)
         perturb = None
         if self.cfg.defender_oracle == "mixture":
-            from policies.mixture_perturb import MixturePerturb
+            from policies.observation.mixture_perturb import MixturePerturb
 
             with self.open("r") as lg:
                 perturb = MixturePerturb.from_league(lg, self.cfg.scenario, attackers, sigma,

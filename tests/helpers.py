@@ -7,7 +7,7 @@ deterministic given its weights, so batched and sequential filling must agree ex
 from __future__ import annotations
 
 from policies.build import base_provenance, build_policy_record
-from policies.train_defender import untrained_team as random_team
+from policies.learners.train_defender import untrained_team as random_team
 from store import League
 
 

@@ -17,15 +17,15 @@ import torch
 
 from arena.rollout import episode_seeds, play
 from arena.scenarios import REGISTRY
-from policies.atla import atla_config
+from policies.observation.atla import atla_config
 from policies.kinds import get_kind
-from policies.lineup import LEARNED_ATTACKERS
-from policies.obs_attacks import RandomAttack
-from policies.pa_ad import pa_ad_config, targeted_step
-from policies.ppo import PPOConfig, clipped_policy_loss, gae
-from policies.rnn_agent import RNNAgent, agent_input_dim
-from policies.stacked_team import StackedTeam
-from policies.train_attacker import (
+from policies.observation.learned import LEARNED_ATTACKERS
+from policies.observation.attacks import RandomAttack
+from policies.observation.pa_ad import pa_ad_config, targeted_step
+from policies.learners.ppo import PPOConfig, clipped_policy_loss, gae
+from policies.teams.rnn_agent import RNNAgent, agent_input_dim
+from policies.teams.stacked_team import StackedTeam
+from policies.observation.train_attacker import (
     AttackerTrainConfig,
     AttackerTrainError,
     load_victims,

@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from policies.collect import collect_episodes, evaluate_greedy
-from policies.episode_buffer import EpisodeBuffer
-from policies.fgsm import fgsm
-from policies.pgd import pgd
-from policies.policy_regularisation import hinge
-from policies.qmix import QMixer
-from policies.rnn_agent import QTeam, RNNAgent, agent_input_dim, build_inputs
-from policies.train_defender import (
+from policies.learners.collect import collect_episodes, evaluate_greedy
+from policies.learners.episode_buffer import EpisodeBuffer
+from policies.observation.fgsm import fgsm
+from policies.observation.pgd import pgd
+from policies.observation.policy_regularisation import hinge
+from policies.teams.qmix import QMixer
+from policies.teams.rnn_agent import QTeam, RNNAgent, agent_input_dim, build_inputs
+from policies.learners.train_defender import (
     DefenderTrainConfig,
     DefenderTrainError,
     load_defender,
     load_team,
     train_defender,
 )
-from policies.vdn import VDNMixer
+from policies.teams.vdn import VDNMixer
 from tests.toy_envs import CueMatch
 
 B, N, OBS, A, S = 5, 3, 7, 4, 6

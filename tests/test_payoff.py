@@ -7,9 +7,9 @@ import torch
 from arena.rollout import AttackContext, Streams
 from policies.errors import PolicyError
 from policies.evaluate import fill, play_match
-from policies.obs_attacks import PGDAttack, RandomAttack, ball_noise
-from policies.rnn_agent import QTeam, RNNAgent
-from policies.stacked_team import StackedTeam
+from policies.observation.attacks import PGDAttack, RandomAttack, ball_noise
+from policies.teams.rnn_agent import QTeam, RNNAgent
+from policies.teams.stacked_team import StackedTeam
 from store import League
 from tests.helpers import make_league, opener, random_team
 
@@ -134,7 +134,7 @@ def test_untrained_teams_are_distinct_members(tmp_path):
 def test_black_box_attack_takes_gradients_of_the_surrogate(tmp_path, monkeypatch):
     from arena import rollout
     from policies.build import build_policy_record
-    from policies.fgsm import fgsm as real_fgsm
+    from policies.observation.fgsm import fgsm as real_fgsm
     from policies.lineup import build_lineup
 
     path = make_league(tmp_path / "l.h5", attackers=(("fgsm", ["eps=0.3"]),))
@@ -151,7 +151,7 @@ def test_black_box_attack_takes_gradients_of_the_surrogate(tmp_path, monkeypatch
         seen.setdefault("calls", []).append((obs.clone(), out, avail))
         return out
 
-    monkeypatch.setattr("policies.obs_attacks.fgsm", spy)
+    monkeypatch.setattr("policies.observation.attacks.fgsm", spy)
     seeds = rollout.episode_seeds(0, 0, 2)
     rollout.play("pp7", victim, torch.zeros(2, dtype=torch.long), lineup.attacker_objs,
                  torch.tensor([0, 1]), seeds, surrogates={1: (surrogate, torch.zeros(2, dtype=torch.long))})

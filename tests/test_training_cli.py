@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from cli import main
-from policies.mixture_perturb import MixturePerturb
-from policies.obs_attacks import NoAttack, RandomAttack
+from policies.observation.mixture_perturb import MixturePerturb
+from policies.observation.attacks import NoAttack, RandomAttack
 from store import League
 
 

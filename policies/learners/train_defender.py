@@ -1,12 +1,12 @@
 """Training loop of Q-learning defenders: QMIX or VDN, optionally robust.
 
-Ties together the runner (policies.collect), the episode buffer, and the learner
-(policies.q_learner), with PyMARL's defaults (Rashid et al. 2018; Samvelyan et al., "The
+Ties together the runner (policies.learners.collect), the episode buffer, and the learner
+(policies.learners.q_learner), with PyMARL's defaults (Rashid et al. 2018; Samvelyan et al., "The
 StarCraft Multi-Agent Challenge", 2019). Two robust variants follow Guo et al., "Enhancing the
 Robustness of QMIX against State-adversarial Attacks" (2023):
 
 - adversarial training (§IV-A): while collecting, the attacked agents' observations are
-  replaced by FGSM perturbations against the current Q-network (policies.fgsm) before the
+  replaced by FGSM perturbations against the current Q-network (policies.observation.fgsm) before the
   agents act, and these perturbed observations are what is stored and trained on;
 - policy regularisation (§IV-B): the TD loss becomes L + κ·L_reg (policies.
   policy_regularisation), with κ = 0 during the first half of training and κ afterwards,
@@ -28,14 +28,14 @@ import torch
 import torch.nn as nn
 
 from arena.core import ScenarioSpec, VecEnv
-from policies.collect import collect_episodes, evaluate_greedy
-from policies.episode_buffer import EpisodeBuffer
+from policies.learners.collect import collect_episodes, evaluate_greedy
+from policies.learners.episode_buffer import EpisodeBuffer
 from policies.errors import PolicyError
-from policies.fgsm import fgsm
-from policies.q_learner import LearnerConfig, QLearner
-from policies.qmix import QMixer
-from policies.rnn_agent import QTeam, RNNAgent, agent_input_dim
-from policies.vdn import VDNMixer
+from policies.observation.fgsm import fgsm
+from policies.learners.q_learner import LearnerConfig, QLearner
+from policies.teams.qmix import QMixer
+from policies.teams.rnn_agent import QTeam, RNNAgent, agent_input_dim
+from policies.teams.vdn import VDNMixer
 
 ALGOS = ("qmix", "vdn")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from policies.fgsm import (
+from policies.observation.fgsm import (
     QFn,
     agent_mask_like,
     check_norm,

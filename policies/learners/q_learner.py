@@ -1,7 +1,7 @@
 """Value-decomposition Q-learner (VDN / QMIX) as PyMARL's `learners/q_learner.py`.
 
 Targets, loss and optimiser only; it never touches an environment. For a batch of padded
-episodes (policies.episode_buffer) it unrolls the recurrent agent over whole episodes and
+episodes (policies.learners.episode_buffer) it unrolls the recurrent agent over whole episodes and
 minimises the masked TD loss of the mixed value (Rashid et al. 2018, eq. 6)
 
     L = Σ_{b,t} filled·(Q_tot(τ_t, u_t, s_t) − y_t)² / Σ filled,
@@ -9,7 +9,7 @@ minimises the masked TD loss of the mixed value (Rashid et al. 2018, eq. 6)
 
 with double Q-learning: ū_{t+1} = argmax over available actions of the online agent's Q,
 evaluated by the target networks (⁻). Optionally adds κ·L_reg, the policy regulariser of
-Guo et al. (2023, §IV-B; policies.policy_regularisation), on the observations of the batch
+Guo et al. (2023, §IV-B; policies.observation.policy_regularisation), on the observations of the batch
 with the recurrent state of the clean unroll. RMSprop and gradient-norm clipping as PyMARL.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from policies.policy_regularisation import policy_regulariser
-from policies.rnn_agent import RNNAgent, build_inputs, onehot_actions
+from policies.observation.policy_regularisation import policy_regulariser
+from policies.teams.rnn_agent import RNNAgent, build_inputs, onehot_actions
 
 
 @dataclass

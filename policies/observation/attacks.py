@@ -1,7 +1,7 @@
 """The parameter-only observation attackers: none, random, FGSM and PGD.
 
 Each meets arena.rollout's ObservationAttacker protocol for the rows it attacks. The gradient
-methods are in `policies/fgsm.py` and `policies/pgd.py`; this module adds the budget of the
+methods are in `policies/observation/fgsm.py` and `policies/observation/pgd.py`; this module adds the budget of the
 kind registry (ε, norm, which agents, frequency) and draws every random number from the
 episode streams that `arena.rollout` hands over, so an episode plays the same alone or in a
 batch.
@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from policies.fgsm import fgsm
-from policies.pgd import pgd
+from policies.observation.fgsm import fgsm
+from policies.observation.pgd import pgd
 
 
 def target_mask(targets, n_agents: int, device=None) -> torch.Tensor:

@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 
 from arena.core import VecEnv
-from policies.episode_buffer import empty_episodes
-from policies.rnn_agent import QTeam
+from policies.learners.episode_buffer import empty_episodes
+from policies.teams.rnn_agent import QTeam
 
 Perturb = Callable[[Callable, torch.Tensor, torch.Tensor], torch.Tensor]
 

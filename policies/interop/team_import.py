@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.import_weights import map_pymarl_agent, read_weights
+from policies.interop.import_weights import map_pymarl_agent, read_weights
 from policies.kinds import KindError
 
 
 def import_team(kind: str, scenario: str, source: Path) -> tuple[dict, dict]:
     from arena.scenarios import spec as scenario_spec
-    from policies.train_defender import (DefenderTrainConfig, build_networks, export_weights,
+    from policies.learners.train_defender import (DefenderTrainConfig, build_networks, export_weights,
                                          network_config)
 
     if scenario == "any":

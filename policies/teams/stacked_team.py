@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from policies.rnn_agent import RNNAgent, build_inputs
+from policies.teams.rnn_agent import RNNAgent, build_inputs
 
 
 def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import torch
 
-from policies.atla import LearnedAttacker, agent_inputs, check_fits, project_ball, with_state
-from policies.fgsm import cross_entropy_per_agent, normalised_step
-from policies.ppo import MLP
+from policies.observation.learned import (
+    LEARNED_ATTACKERS, LearnedAttacker, agent_inputs, check_fits, project_ball, with_state,
+)
+from policies.observation.fgsm import cross_entropy_per_agent, normalised_step
+from policies.learners.ppo import MLP
 
 _Q_CLIP = 10.0
 
@@ -117,10 +119,4 @@ def build_pa_ad(rec, spec, device="cpu") -> PAADAttacker:
     return PAADAttacker(rec.config).load_weights(rec.weights).to(device).eval()
 
 
-def _register() -> None:
-    from policies.lineup import LEARNED_ATTACKERS
-
-    LEARNED_ATTACKERS["pa_ad"] = build_pa_ad
-
-
-_register()
+LEARNED_ATTACKERS["pa_ad"] = build_pa_ad

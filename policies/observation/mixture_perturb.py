@@ -1,6 +1,6 @@
 """Training a defender against a mixture of attackers: one attacker drawn per episode.
 
-Meets the collection hook of `policies.collect` (`perturb(q_fn, obs, avail) -> obs'`, with
+Meets the collection hook of `policies.learners.collect` (`perturb(q_fn, obs, avail) -> obs'`, with
 `reset(B)` called at the start of every batch of episodes). This is the defender oracle of
 PSRO: a best response to the attacker meta-strategy σ_A. Members attack every step with the
 victim's own gradients: a member's `freq` and `surrogate` apply in matches only, so training

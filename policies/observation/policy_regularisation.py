@@ -7,7 +7,7 @@ a*_i = argmax_a Q_i(o_i, a), the hinge
     L_reg = Σ_i max{ max_{õ_i ∈ B(o_i)} max_{a≠a*_i} Q_i(õ_i, a) − Q_i(õ_i, a*_i), −c }
 
 is added to the TD loss as L + κ·L_reg. The inner maximisation over the ε-ball is
-approximated by a few PGD steps on the Q-gap (policies.pgd with objective="gap"); the hinge
+approximated by a few PGD steps on the Q-gap (policies.observation.pgd with objective="gap"); the hinge
 at −c stops pushing once the greedy action leads by a margin c.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from policies.fgsm import QFn, greedy_actions
-from policies.pgd import pgd, q_gap
+from policies.observation.fgsm import QFn, greedy_actions
+from policies.observation.pgd import pgd, q_gap
 
 
 def hinge(q_adv: torch.Tensor, a_star: torch.Tensor, c: float, avail=None) -> torch.Tensor:

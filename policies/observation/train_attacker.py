@@ -3,11 +3,11 @@
 Guo et al., "Enhancing the Robustness of QMIX against State-adversarial Attacks" (2023),
 Alg. 1 (ATLA-style perturbation policy) and Alg. 2 (PA-AD director): the defender is frozen
 and acts greedily on the perturbed observations; the attacker collects episodes with its
-stochastic policy and maximises −(team return) with PPO (policies.ppo).
+stochastic policy and maximises −(team return) with PPO (policies.learners.ppo).
 
 Several victims (a defender mixture, as PSRO's best-response oracle needs) share one batch:
 each episode draws one member from its own random stream (arena.payoff.draw_members) and the
-victims are stacked (policies.stacked_team), so a rollout is one batched call per step.
+victims are stacked (policies.teams.stacked_team), so a rollout is one batched call per step.
 
 Step counting as the defender learner: `steps` counts team steps of live episodes summed over
 the K parallel episodes. The attacker acts at every step during training (`freq` is stored in
@@ -27,13 +27,14 @@ from arena.core import VecEnv
 from arena.payoff import draw_members
 from arena.rollout import episode_seeds, greedy, play
 from policies.errors import PolicyError
-from policies.atla import ATLAAttacker, LearnedAttacker, atla_config
+from policies.observation.atla import ATLAAttacker, atla_config
+from policies.observation.learned import LearnedAttacker
 from policies.kinds import KindError, parse_targets
-from policies.obs_attacks import NoAttack
-from policies.pa_ad import PAADAttacker, pa_ad_config
-from policies.ppo import PPOConfig, gae, ppo_update
-from policies.stacked_team import StackedTeam
-from policies.train_defender import DefenderTrainError, load_defender
+from policies.observation.attacks import NoAttack
+from policies.observation.pa_ad import PAADAttacker, pa_ad_config
+from policies.learners.ppo import PPOConfig, gae, ppo_update
+from policies.teams.stacked_team import StackedTeam
+from policies.learners.train_defender import DefenderTrainError, load_defender
 
 ALGOS = ("atla", "pa_ad")
 _SALT_VICTIM = 0x5EED_A77A

@@ -18,9 +18,9 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from policies.mixture_perturb import MixturePerturb
-from policies.train_attacker import AttackerTrainConfig, make_attacker, train_attacker
-from policies.train_defender import DefenderTrainConfig, TrainResult, train_defender
+from policies.observation.mixture_perturb import MixturePerturb
+from policies.observation.train_attacker import AttackerTrainConfig, make_attacker, train_attacker
+from policies.learners.train_defender import DefenderTrainConfig, TrainResult, train_defender
 
 
 def train_robust_defender(cfg: DefenderTrainConfig, adversary: str, rounds: int = 2,
@@ -75,6 +75,6 @@ def train_robust_defender(cfg: DefenderTrainConfig, adversary: str, rounds: int 
 
 def _network_config(cfg: DefenderTrainConfig) -> dict:
     from arena.scenarios import spec
-    from policies.train_defender import network_config
+    from policies.learners.train_defender import network_config
 
     return network_config(cfg, spec(cfg.scenario))

@@ -1,0 +1,235 @@
+"""What every command shares: the context object, output in human or JSON form, progress
+bars, and the tables and solutions that more than one command prints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+
+@dataclass
+class Ctx:
+    league: Path
+    json: bool
+    quiet: bool
+    device: str
+    lock_timeout: float
+    debug: bool
+
+    def open(self, mode: str = "r"):
+        from store import League
+
+        return League(self.league, mode=mode, lock_timeout=self.lock_timeout)
+
+
+def emit(ctx: Ctx, data, human=None) -> None:
+    """Print `data` as JSON under --json, else call `human()` (or print data)."""
+    if ctx.json:
+        click.echo(json.dumps(data, indent=2, default=_json_default))
+    elif human is not None:
+        human()
+    elif not ctx.quiet:
+        click.echo(data)
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def json_option(f):
+    """`--json` on a listing command (the global `arena --json` works too)."""
+
+    def callback(ctx: click.Context, _param, value):
+        if value:
+            ctx.find_object(Ctx).json = True
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=callback,
+        help="Print machine-readable JSON.",
+    )(f)
+
+
+class StepProgress:
+    """A rich progress bar over environment steps of one batched rollout (silent with --quiet
+    or --json); `callback(t, done)` is what the rollout calls after every step."""
+
+    def __init__(self, ctx: Ctx, limit: int, label: str):
+        self.enabled = not (ctx.quiet or ctx.json)
+        self.limit, self.label = limit, label
+        self.episodes = 0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), transient=True, console=stderr_console())
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.limit, info="")
+            import time
+
+            self.t0 = time.perf_counter()
+        return self
+
+    def set_episodes(self, cells) -> None:
+        self.episodes = sum(c.episodes for c in cells)
+
+    def callback(self, t: int, done: int) -> None:
+        if self.enabled:
+            import time
+
+            rate = done / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, completed=min(t, self.limit),
+                            info=f"step {t}  episodes {done}/{self.episodes}  {rate:,.0f} ep/s")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def split_names(values) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def summary(returns, wins, cost) -> dict:
+    import numpy as np
+
+    r = np.asarray(returns, dtype=float)
+    std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    return {"episodes": int(len(r)), "win_rate": float(np.mean(wins)), "return_mean": float(r.mean()),
+            "return_std": std, "return_ci95": 1.96 * std / max(len(r), 1) ** 0.5,
+            "attack_cost": float(np.mean(cost))}
+
+
+def default_scenario(ctx: Ctx) -> str:
+    from policies.names import default_scenario
+
+    with ctx.open("r") as lg:
+        scenario = default_scenario(lg)
+    if scenario is None:
+        raise click.UsageError("the league has no defender yet: give --scenario or train one")
+    return scenario
+
+
+def print_table(t, metric, title, res=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from arena.plots import short
+
+    table = Table(title=title)
+    table.add_column("defender", no_wrap=True)
+    for a in t.attackers:
+        table.add_column(short(a, t.scenario), justify="right", no_wrap=True)
+    for i, d in enumerate(t.defenders):
+        cells = []
+        for j in range(len(t.attackers)):
+            if t.count[i, j] == 0:
+                cells.append("—")
+                continue
+            cells.append(f"{t.win_rate[i, j]:.0%}  {t.mean[i, j]:.1f}±{t.std[i, j]:.1f}")
+        table.add_row(short(d, t.scenario), *cells)
+    Console(width=max(100, 16 + 18 * len(t.attackers))).print(table)
+    if res is not None:
+        click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
+                   f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")
+
+
+def print_solution(game, sol, boot, source, scenario=None) -> None:
+    from arena.plots import short
+
+    click.echo(f"{sol.method} solution of {source}: {len(game.defenders)} defenders × "
+               f"{len(game.attackers)} attackers")
+    for side, names, w, lo, hi in (
+        ("defender", game.defenders, sol.defender, boot and boot.defender_lo,
+         boot and boot.defender_hi),
+        ("attacker", game.attackers, sol.attacker, boot and boot.attacker_lo,
+         boot and boot.attacker_hi),
+    ):
+        click.echo(f"  {side} mixture:")
+        for i in sorted(range(len(names)), key=lambda k: -w[k]):
+            interval = f"   [{lo[i]:.2f}, {hi[i]:.2f}]" if boot is not None else ""
+            click.echo(f"    {w[i]:6.3f}  {short(names[i], scenario)}{interval}")
+    interval = f"  (95% interval {boot.value_lo:.3f} … {boot.value_hi:.3f})" if boot else ""
+    click.echo(f"  value: {sol.value:.3f}{interval}")
+    click.echo(f"  exploitability (NashConv): {sol.exploitability:.2e}")
+
+
+class StopOnInterrupt:
+    """First Ctrl-C asks the trainer to stop and keep what it learned; a second one aborts."""
+
+    def __init__(self):
+        self.stop = False
+
+    def __enter__(self):
+        import signal
+
+        self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, *_):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        click.echo("\nstopping: the policy learned so far will be stored as partial "
+                   "(Ctrl-C again to abort)", err=True)
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class TrainProgress:
+    def __init__(self, ctx: Ctx, total: int, label: str):
+        self.enabled = not (ctx.quiet or ctx.json)
+        self.total, self.label = total, label
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed:,}/{task.total:,}"),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                console=stderr_console())
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total, info="")
+        return self
+
+    def update(self, p: dict) -> None:
+        if not self.enabled:
+            return
+        parts = []
+        for key, fmt in (("epsilon", "ε {:.2f}"), ("loss", "loss {:.3f}"),
+                         ("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
+                         ("steps_per_s", "{:,.0f} steps/s")):
+            if p.get(key) is not None:
+                parts.append(fmt.format(p[key]))
+        self.bar.update(self.task, completed=min(p.get("steps", 0), self.total),
+                        info="  ".join(parts))
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
