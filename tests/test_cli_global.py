@@ -1,0 +1,57 @@
+"""The group itself: global options before or after the command, option errors in one line."""
+
+import json
+
+from click.testing import CliRunner
+
+from cli import main
+
+
+def run(args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def one_line(res, code=2):
+    assert res.exit_code == code, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert "Usage:" not in res.output and "Traceback" not in res.output
+    return lines[0]
+
+
+def test_global_options_after_the_command(tmp_path):
+    lg = tmp_path / "after.h5"
+    assert run(["init", "--league", str(lg)]).exit_code == 0
+    assert lg.exists()
+    res = run(["ls", "--league", str(lg), "--json", "--quiet", "--lock-timeout", "5",
+               "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == []
+    # before the command, as before
+    assert run(["--league", str(lg), "ls", "--json"]).exit_code == 0
+
+
+def test_option_after_wins_over_option_before(tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert run(["--league", str(a), "init", "--league", str(b)]).exit_code == 0
+    assert b.exists() and not a.exists()
+
+
+def test_global_options_on_nested_commands(tmp_path):
+    res = run(["train", "defender", "--help"])
+    assert res.exit_code == 0 and "--league" in res.output and "--device" in res.output
+
+
+def test_option_errors_are_one_line():
+    line = one_line(run(["ls", "--bogus"]))
+    assert "--bogus" in line
+    line = one_line(run(["matrix", "--episodes", "many"]))
+    assert "episodes" in line
+    one_line(run(["nosuchcommand"]))
+    one_line(run(["--device", "tpu", "ls"]))
+    one_line(run(["play", "qmix"]))  # missing arguments
+
+
+def test_help_still_exits_zero():
+    res = run(["ls", "--help"])
+    assert res.exit_code == 0 and "Usage:" in res.output
