@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from commands import bench, league, play, solve, train
+from commands import bench, interop, league, play, solve, train
 from commands.common import Ctx
 
 EXIT_USAGE = 2
@@ -64,7 +65,13 @@ class ArenaGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            # Warnings raised while a command works (torch, numpy, matplotlib) are shown once
+            # it has succeeded: when it fails, its one error line stands alone on stderr.
+            with warnings.catch_warnings(record=True) as caught:
+                out = super().invoke(ctx)
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            return out
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
@@ -163,7 +170,7 @@ def _set_threads() -> None:
     torch.set_num_threads(int(os.environ.get("ARENA_THREADS", "1")))
 
 
-for _module in (league, play, solve, train, bench):
+for _module in (league, play, solve, train, bench, interop):
     for _cmd in _module.COMMANDS:
         main.add_command(_with_global_options(_cmd))
 

@@ -7,6 +7,7 @@ ones) so the figure is the cost of the environment plus a negligible action samp
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 
@@ -20,10 +21,14 @@ def random_legal_actions(avail: torch.Tensor, generator: torch.Generator) -> tor
 
 
 def bench_env(name: str, batch_sizes: list[int], device="cpu", steps: int = 200,
-              warmup: int = 10, seed: int = 0) -> list[dict]:
+              warmup: int = 10, seed: int = 0,
+              on_size: Callable[[int], None] | None = None) -> list[dict]:
+    """One row per batch size; `on_size(batch)` before each is timed (for a progress bar)."""
     rows = []
     base = None
     for b in batch_sizes:
+        if on_size is not None:
+            on_size(b)
         env = make(name, b, device=device, auto_reset=True)
         gen = torch.Generator(device=env.device)
         gen.manual_seed(seed)

@@ -7,13 +7,15 @@ record per cell, all in one commit of the league.
 
 Seeds: the episodes of a cell's first record use `episode_seeds(seed, 0, E)`, the same for every
 cell (common random numbers: every pair faces the same starting states). Extending a cell that
-already has `c` episodes uses seed `seed + c`, and the record stores that seed, so every
-record can be replayed exactly.
+already has `c` episodes uses seed `seed + c` (or the next seed the cell does not hold yet),
+and the record stores that seed, so every record can be replayed exactly. A seed is stored at
+most once per cell: a record whose seed the cell already holds would count replayed episodes
+again, so the committer leaves it out (`is_stored`, checked under the league's write lock).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -52,17 +54,78 @@ class Lineup:
     freq: list[float]
     surrogates: dict
     attacker_members: list[list[tuple[int, float]]]
+    attacker_salts: list[int] | None = field(default=None)  # per attacker_objs entry
 
 
-def plan(table, episodes: int, seed: int) -> list[Cell]:
-    """Cells of a PayoffTable with fewer than `episodes` episodes, and how many to add."""
+def stored_seeds(records) -> dict[tuple[str, str], dict[int, int]]:
+    """(defender, attacker) → {record seed: episodes stored under it} of match records.
+
+    A record's episodes are `episode_seeds(seed, 0, E)`, so a cell's stored episodes are known
+    by seed: a new record whose seed is already there would replay episodes already counted."""
+    out: dict[tuple[str, str], dict[int, int]] = {}
+    for r in records:
+        seeds = out.setdefault((r.defender, r.attacker), {})
+        seeds[int(r.seed)] = max(seeds.get(int(r.seed), 0), int(r.episodes))
+    return out
+
+
+def next_seed(base: int, have: int, used) -> int:
+    """The seed of a cell's next record: `base + have` (the cell's sequence), moved past any
+    seed the cell already holds so the new episodes are never replays."""
+    s = base + have
+    while s in used:
+        s += 1
+    return s
+
+
+def plan(table, episodes: int, seed: int, stored: dict | None = None) -> list[Cell]:
+    """Cells of a PayoffTable with fewer than `episodes` episodes, and how many to add.
+
+    `stored` (from `stored_seeds`) lists the seeds each cell already holds."""
     cells = []
     for i, d in enumerate(table.defenders):
         for j, a in enumerate(table.attackers):
             have = int(table.count[i, j])
             if have < episodes:
-                cells.append(Cell(d, a, episodes - have, seed + have))
+                used = (stored or {}).get((d, a), ())
+                cells.append(Cell(d, a, episodes - have, next_seed(seed, have, used)))
     return cells
+
+
+def is_stored(cell: Cell, stored: dict) -> bool:
+    """Whether a record of `cell` would repeat episodes the league holds: a stored record with
+    the same seed starts the same episode sequence. Only the whole record can be kept or left
+    out (a record has no offset), so one that is partly new is left out too and replanned."""
+    return cell.seed in stored.get((cell.defender, cell.attacker), {})
+
+
+def episode_bytes(scenario: str) -> int:
+    """A generous bound on the memory one episode of a batched rollout holds. The rollout keeps
+    no trajectory, so it scales with one step's tensors (observations, actions, state): peak
+    memory of PGD tables, measured per episode, was 37 kB on 3m and 145 kB on stag10, that is
+    227 and 115 bytes per step element; 256 covers both."""
+    from arena.scenarios import spec as scenario_spec
+
+    sp = scenario_spec(scenario)
+    return 256 * (sp.n_agents * (sp.obs_dim + sp.n_actions) + sp.state_dim)
+
+
+def memory_budget(device="cpu") -> int:
+    """Half of the device's memory: what one batch may take with room left for the rest."""
+    import os
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 2
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def max_episodes(scenario: str, device="cpu") -> int:
+    """The most episodes of `scenario` one batch may hold on `device`."""
+    return max(1, memory_budget(device) // episode_bytes(scenario))
 
 
 def draw_members(members: list[tuple[int, float]], seeds: torch.Tensor,
@@ -102,7 +165,8 @@ def run_cells(scenario: str, lineup: Lineup, cells: list[Cell], device="cpu",
     for k, (sur_team, sur_members) in lineup.surrogates.items():
         surrogates[k] = (sur_team, draw_members(sur_members, seeds).to(device))
     stats = play(scenario, lineup.team, team_of, lineup.attacker_objs, attacker_of, seeds,
-                 device=device, freq=lineup.freq, surrogates=surrogates, on_step=on_step)
+                 device=device, freq=lineup.freq, surrogates=surrogates, on_step=on_step,
+                 attack_salts=lineup.attacker_salts)
     out, start = [], 0
     for c in cells:
         sl = slice(start, start + c.episodes)

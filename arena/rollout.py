@@ -16,6 +16,7 @@ it is played alone or inside a batch of thousands.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -80,6 +81,13 @@ def episode_seeds(seed: int, first: int, count: int, device=None) -> torch.Tenso
 _SALT_ATTACK, _SALT_FREQ = 0x51ED27, 0x7A11CE
 
 
+def stream_salt(name: str) -> int:
+    """A salt for a player's random streams from what a match record stores (its ref), so an
+    episode draws the same numbers alone, inside any batch, and when replayed from its record.
+    sha256 rather than hash(): Python salts str hashes per process."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little", signed=True)
+
+
 def play(
     scenario: str,
     team: Team,
@@ -92,13 +100,16 @@ def play(
     surrogates: dict[int, tuple[Team, torch.Tensor]] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     env: VecEnv | None = None,
+    attack_salts: list[int] | None = None,
 ) -> EpisodeStats:
     """Play B = len(seeds) greedy episodes; row b: member team_of[b] vs attackers[attacker_of[b]].
 
     `freq[k]` is the fraction of steps attacker k acts (drawn per episode and step).
     `surrogates[k] = (team, member index [B])` gives attacker k black-box access: its gradients
     come from that team instead of the victim. `env` is a ready batch of B episodes of
-    `scenario` (built from the registry when None).
+    `scenario` (built from the registry when None). `attack_salts[k]` salts attacker k's random
+    streams (`stream_salt` of its ref); without it the salt is k, which holds only while the
+    attackers list is the same in every batch.
     """
     device = torch.device(device)
     B = len(seeds)
@@ -121,6 +132,9 @@ def play(
     sur_hidden = {k: s[0].initial_state(B, device) for k, s in (surrogates or {}).items()}
     for k, rows in groups:
         attackers[k].reset(len(rows), device)
+    salts = attack_salts if attack_salts is not None else [_SALT_ATTACK + k for k in range(len(attackers))]
+    if len(salts) != len(attackers):
+        raise ValueError(f"{len(salts)} attack salts for {len(attackers)} attackers")
     t = 0
     while not bool(ts.done.all()):
         active = ~ts.done
@@ -142,7 +156,7 @@ def play(
                 q_fn = _q_fn(team, hidden[rows], last[rows], team_of[rows])
             ctx = AttackContext(
                 q_fn=q_fn, avail=ts.avail[rows], state=ts.state[rows], t=t, rows=rows,
-                rand=Streams(seeds[rows] ^ (_SALT_ATTACK + k), t),
+                rand=Streams(seeds[rows] ^ salts[k], t),
             )
             with torch.enable_grad():
                 pert = attackers[k].perturb(ts.obs[rows], ctx)

@@ -5,7 +5,43 @@ from __future__ import annotations
 
 import click
 
-from commands.common import Ctx, emit, json_option
+from commands.common import Ctx, PhaseProgress, emit, json_option
+from commands.options import EPISODES, check_memory, scenario_name
+
+
+def _sizes(_ctx, param, value: str) -> list[int]:
+    """--batch: comma-separated positive integers."""
+    sizes = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            b = int(part)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a whole number (write e.g. 1,64,1024)",
+                                     param=param) from None
+        if b < 1:
+            raise click.BadParameter(f"batch sizes must be at least 1, not {b}", param=param)
+        sizes.append(b)
+    if not sizes:
+        raise click.BadParameter("no batch size given (write e.g. 1,64,1024)", param=param)
+    return sizes
+
+
+def _scenarios(_ctx, param, value: str) -> list[str]:
+    """--scenario: comma-separated known scenario names."""
+    from arena.core import ScenarioError
+    from arena.scenarios import spec
+
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise click.BadParameter("empty; name one (see `arena scenarios`)", param=param)
+    for name in names:
+        try:
+            spec(name)
+        except ScenarioError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+    return names
 
 
 @click.group()
@@ -15,10 +51,11 @@ def bench():
 
 @bench.command("env")
 @click.option("--scenario", "scenario_names", default="pp7,3m", show_default=True,
-              help="Comma-separated scenarios.")
-@click.option("--batch", default="1,64,1024,4096", show_default=True,
+              callback=_scenarios, help="Comma-separated scenarios.")
+@click.option("--batch", default="1,64,1024,4096", show_default=True, callback=_sizes,
               help="Comma-separated batch sizes.")
-@click.option("--steps", default=200, show_default=True, help="Steps timed per batch size.")
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Steps timed per batch size.")
 @json_option
 @click.pass_obj
 def bench_env(ctx: Ctx, scenario_names, batch, steps):
@@ -32,10 +69,13 @@ def bench_env(ctx: Ctx, scenario_names, batch, steps):
     from arena.core import resolve_device
 
     device = resolve_device(ctx.device)
-    sizes = [int(b) for b in batch.split(",") if b.strip()]
+    for name in scenario_names:
+        check_memory(name, max(batch), str(device), "--batch")
     rows = []
-    for name in [s.strip() for s in scenario_names.split(",") if s.strip()]:
-        rows += run_bench(name, sizes, device=device, steps=steps)
+    with PhaseProgress(ctx, len(scenario_names) * len(batch), "bench env") as bar:
+        for name in scenario_names:
+            rows += run_bench(name, batch, device=device, steps=steps,
+                              on_size=lambda b, name=name: bar.phase(f"{name} batch {b:,}"))
 
     def human():
         from rich.console import Console
@@ -53,8 +93,8 @@ def bench_env(ctx: Ctx, scenario_names, batch, steps):
 
 
 @bench.command("matrix")
-@click.option("--scenario", default="3m", show_default=True)
-@click.option("--episodes", default=8, show_default=True, help="Episodes per cell.")
+@click.option("--scenario", default="3m", show_default=True, callback=scenario_name)
+@click.option("--episodes", type=EPISODES, default=8, show_default=True, help="Episodes per cell.")
 @json_option
 @click.pass_obj
 def bench_matrix_cmd(ctx: Ctx, scenario, episodes):
@@ -70,7 +110,10 @@ def bench_matrix_cmd(ctx: Ctx, scenario, episodes):
     from arena.core import resolve_device
     from policies.bench_matrix import bench_matrix_anywhere
 
-    out = bench_matrix_anywhere(ctx.league, scenario, episodes, resolve_device(ctx.device))
+    check_memory(scenario, episodes, ctx.device)
+    with PhaseProgress(ctx, 2, f"bench matrix {scenario}") as bar:
+        out = bench_matrix_anywhere(ctx.league, scenario, episodes, resolve_device(ctx.device),
+                                    on_phase=bar.phase)
 
     def human():
         click.echo(f"{out['scenario']} on {out['device']}: {out['defenders']} defenders × "

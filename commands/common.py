@@ -64,7 +64,7 @@ class StepProgress:
     or --json); `callback(t, done)` is what the rollout calls after every step."""
 
     def __init__(self, ctx: Ctx, limit: int, label: str):
-        self.enabled = not (ctx.quiet or ctx.json)
+        self.enabled = show_progress(ctx)
         self.limit, self.label = limit, label
         self.episodes = 0
 
@@ -98,6 +98,44 @@ class StepProgress:
         if self.enabled:
             self.bar.stop()
         return False
+
+
+class PhaseProgress:
+    """A transient bar over the phases of a longer job (batch sizes, timing passes); silent
+    with --quiet, --json or off a terminal. `phase(label)` completes the running phase and
+    starts the next."""
+
+    def __init__(self, ctx: Ctx, total: int, label: str):
+        self.enabled = show_progress(ctx)
+        self.total, self.label, self.started = total, label, 0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                                console=stderr_console())
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        return self
+
+    def phase(self, label: str) -> None:
+        if self.enabled:
+            self.bar.update(self.task, completed=self.started, description=f"{self.label}: {label}")
+        self.started += 1
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def show_progress(ctx: Ctx) -> bool:
+    """Bars only on a terminal: elsewhere (pipes, logs) rich leaves a blank line on stderr,
+    which would stand before an error's one line."""
+    return not (ctx.quiet or ctx.json) and stderr_console().is_terminal
 
 
 def stderr_console():
@@ -146,12 +184,34 @@ def print_table(t, metric, title, res=None) -> None:
             if t.count[i, j] == 0:
                 cells.append("—")
                 continue
-            cells.append(f"{t.win_rate[i, j]:.0%}  {t.mean[i, j]:.1f}±{t.std[i, j]:.1f}")
+            cells.append(f"{t.win_rate[i, j]:.0%}  {num(t.mean[i, j], '.1f')}±{t.std[i, j]:.1f}")
         table.add_row(short(d, t.scenario), *cells)
     Console(width=max(100, 16 + 18 * len(t.attackers))).print(table)
     if res is not None:
         click.echo(f"ran {len(res.cells)} cells, {res.episodes_run} episodes in {res.seconds:.1f} s; "
                    f"each cell: win rate  return±std over {int(t.count.min())}+ episodes")
+
+
+def num(x, spec: str = ".3f") -> str:
+    """`format(x, spec)` without a minus sign on a number that rounds to zero (`-0.000`)."""
+    text = format(x, spec)
+    if "-" in text.split("e")[0] and not any(c in "123456789" for c in text.split("e")[0]):
+        return format(0.0, spec)
+    return text
+
+
+def heatmap_eps(ctx: Ctx, attackers) -> float | dict[str, float] | None:
+    """The ε budget to give `arena.plots.payoff_heatmap(eps=…)`: one number when every
+    attack with a budget shares it, else a mapping attacker ref → ε (None: no budget)."""
+    from store import NO_ATTACK
+
+    with ctx.open("r") as lg:
+        budgets = {a: lg.info(a).config.get("eps") for a in attackers if a != NO_ATTACK}
+    budgets = {a: float(e) for a, e in budgets.items() if isinstance(e, (int, float))}
+    values = set(budgets.values())
+    if not values:
+        return None
+    return values.pop() if len(values) == 1 else budgets
 
 
 def print_solution(game, sol, boot, source, scenario=None) -> None:
@@ -167,11 +227,11 @@ def print_solution(game, sol, boot, source, scenario=None) -> None:
     ):
         click.echo(f"  {side} mixture:")
         for i in sorted(range(len(names)), key=lambda k: -w[k]):
-            interval = f"   [{lo[i]:.2f}, {hi[i]:.2f}]" if boot is not None else ""
-            click.echo(f"    {w[i]:6.3f}  {short(names[i], scenario)}{interval}")
-    interval = f"  (95% interval {boot.value_lo:.3f} … {boot.value_hi:.3f})" if boot else ""
-    click.echo(f"  value: {sol.value:.3f}{interval}")
-    click.echo(f"  exploitability (NashConv): {sol.exploitability:.2e}")
+            interval = f"   [{num(lo[i], '.2f')}, {num(hi[i], '.2f')}]" if boot is not None else ""
+            click.echo(f"    {num(w[i], '6.3f')}  {short(names[i], scenario)}{interval}")
+    interval = (f"  (95% interval {num(boot.value_lo)} … {num(boot.value_hi)})" if boot else "")
+    click.echo(f"  value: {num(sol.value)}{interval}")
+    click.echo(f"  exploitability (NashConv): {num(sol.exploitability, '.2e')}")
 
 
 class StopOnInterrupt:
@@ -202,7 +262,7 @@ class StopOnInterrupt:
 
 class TrainProgress:
     def __init__(self, ctx: Ctx, total: int, label: str):
-        self.enabled = not (ctx.quiet or ctx.json)
+        self.enabled = show_progress(ctx)
         self.total, self.label = total, label
 
     def __enter__(self):
@@ -229,7 +289,9 @@ class TrainProgress:
         self.bar.update(self.task, completed=min(p.get("steps", 0), self.total),
                         info="  ".join(parts))
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self.enabled:
+            if exc_type is not None:  # the error line must stand alone, not under a stale bar
+                self.bar.live.transient = True
             self.bar.stop()
         return False

@@ -36,18 +36,24 @@ def synthetic_league(path: Path, scenario: str, n_defenders: int = 4) -> Path:
 
 
 def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=None,
-                 attackers=None, seed: int = 0) -> dict:
-    from policies.evaluate import default_players
+                 attackers=None, seed: int = 0, on_phase=None) -> dict:
+    """`on_phase(name)` before each of the two timed passes (for a progress bar)."""
+    from policies.evaluate import check_batch, default_players
+
+    phase = on_phase or (lambda name: None)
 
     with league_open("r") as lg:
         d_all, a_all = default_players(lg, scenario)
         defenders = defenders or d_all
         attackers = attackers or a_all
+        check_batch(scenario, episodes, len(defenders) * len(attackers), device)
         lineup = build_lineup(lg, scenario, defenders, attackers, device)
     cells = [pay.Cell(d, a, episodes, seed) for d in defenders for a in attackers]
+    phase("one batch")
     start = time.perf_counter()
     batched = pay.run_cells(scenario, lineup, cells, device)
     t_batched = time.perf_counter() - start
+    phase("episode by episode")
     start = time.perf_counter()
     seq = pay.run_cells_sequential(scenario, lineup, cells, device)
     t_seq = time.perf_counter() - start
@@ -60,7 +66,8 @@ def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=No
             "same_returns": same}
 
 
-def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, device) -> dict:
+def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, device,
+                          on_phase=None) -> dict:
     """Use the league when it has defenders for `scenario`, else a synthetic one."""
     from store import League
 
@@ -71,9 +78,9 @@ def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, devic
         with League(league_path) as lg:
             has = any(i.scenario == scenario for i in lg.list(role="defender"))
         if has:
-            out = bench_matrix(opener(league_path), scenario, episodes, device)
+            out = bench_matrix(opener(league_path), scenario, episodes, device, on_phase=on_phase)
             return {**out, "league": str(league_path)}
     with tempfile.TemporaryDirectory() as tmp:
         path = synthetic_league(Path(tmp) / "bench.h5", scenario)
-        out = bench_matrix(opener(path), scenario, episodes, device)
+        out = bench_matrix(opener(path), scenario, episodes, device, on_phase=on_phase)
     return {**out, "league": "synthetic (untrained teams)"}

@@ -1,7 +1,9 @@
 """Crash soak of the league store: N writers killed by SIGKILL at random moments.
 
 Every record a writer reported committed must still be in the league, with verified weights,
-after every kill; a final writer must be able to go on and close the league into one file.
+after every kill, and a purged name's versions must never repeat; a final writer must be able
+to go on and close the league into one file. Kills that hit a checkpoint or a journal write are
+counted from the temporary files they leave.
 
 Usage: python scripts/soak_store.py --trials 500 --max-delay 1.0
 """
@@ -28,7 +30,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         r = soak(Path(d) / "league.h5", args.trials, args.max_delay, args.seed)
     print(f"{r['trials']} trials in {r['seconds']:.1f} s: {r['policies']} policies, {r['matches']} matches, "
-          f"{r['iterations']} run iterations committed; league {r['size_mb']:.1f} MB")
+          f"{r['iterations']} run iterations, {r['x_versions']} purge-and-re-add versions committed; "
+          f"league {r['size_mb']:.1f} MB")
+    print(f"killed during a checkpoint (merge copy on disk): {r['killed_in_checkpoint']}; "
+          f"while writing a journal entry: {r['killed_writing_entry']}")
     for p in r["problems"]:
         print("PROBLEM:", p)
     print("OK: every committed record survived" if not r["problems"] else f"FAILED: {len(r['problems'])} problems")

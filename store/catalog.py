@@ -7,8 +7,12 @@ HDF5 file at a checkpoint; ``tests/test_store_journal.py`` checks that both give
 Operations:
   add_policy        name, version, role, kind, scenario, config, provenance (JSON strings),
                     sha256, created, n_params, weights {param name: array index}
-  retire / purge    name, versions [K, ...] (a purge that leaves no version removes the name,
-                    and removes every match record that involves a purged version)
+  retire            name, versions [K, ...]
+  purge             name, versions [K, ...], broken (optional) {"policies": {ref: [purged refs]},
+                    "runs": {run_id: [purged refs]}}: removes the versions and every match record
+                    that involves one; a name left without versions stays as a tombstone that
+                    keeps ``latest``, so its next version never repeats a purged one; the
+                    referrers named in ``broken`` are marked (see ``store.references``)
   add_match         scenario, defender, attacker, seed, device, code_version, created,
                     arrays {returns, wins, lengths, attack_cost: array index}
   create_run        run_id, config (JSON string), created
@@ -37,6 +41,7 @@ class VersionEntry:
     retired: bool
     n_params: int
     src: Source
+    broken: tuple[str, ...] = ()  # purged refs this version names (store.references)
 
 
 @dataclass
@@ -45,7 +50,7 @@ class NameEntry:
     kind: str
     scenario: str
     latest: int  # highest version number ever issued for this name
-    versions: dict[int, VersionEntry] = field(default_factory=dict)
+    versions: dict[int, VersionEntry] = field(default_factory=dict)  # empty: a purged name (tombstone)
 
 
 @dataclass
@@ -61,6 +66,11 @@ class View:
     new_iters: dict[str, list[str]] = field(default_factory=dict)  # run_id -> JSON records
     new_matches: list[MatchRecord] = field(default_factory=list)
     purged_main_refs: set[str] = field(default_factory=set)  # main-file matches to hide
+    broken_runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # marks not yet in the main file
+
+    def live_names(self) -> list[str]:
+        """Names with at least one version (tombstones of purged names left out)."""
+        return [n for n, e in self.names.items() if e.versions]
 
     def has_run(self, run_id: str) -> bool:
         return run_id in self.main_runs or run_id in self.new_runs
@@ -72,6 +82,8 @@ class View:
             entry = self.names.get(op["name"])
             if entry is None:
                 entry = self.names[op["name"]] = NameEntry(op["role"], op["kind"], op["scenario"], 0)
+            elif not entry.versions:  # a tombstone takes the new version's attributes
+                entry.role, entry.kind, entry.scenario = op["role"], op["kind"], op["scenario"]
             entry.latest = max(entry.latest, op["version"])
             if src[0] == "mem":
                 wsrc: Source = ("mem", {k: src[1][i] for k, i in op["weights"].items()})
@@ -89,8 +101,13 @@ class View:
             refs = {make_ref(op["name"], k) for k in op["versions"]}
             for k in op["versions"]:
                 del entry.versions[k]
-            if not entry.versions:
-                del self.names[op["name"]]
+            broken = op.get("broken") or {}
+            for ref, purged in broken.get("policies", {}).items():
+                name, _, k = ref.rpartition("@v")
+                ve = self.names[name].versions[int(k)]
+                ve.broken = tuple(sorted(set(ve.broken) | set(purged)))
+            for run_id, purged in broken.get("runs", {}).items():
+                self.broken_runs[run_id] = tuple(sorted(set(self.broken_runs.get(run_id, ())) | set(purged)))
             self.purged_main_refs |= refs
             self.new_matches = [m for m in self.new_matches if m.defender not in refs and m.attacker not in refs]
         elif kind == "add_match":

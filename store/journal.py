@@ -8,6 +8,10 @@ A write is committed when its entry is renamed from a temporary name to ``<seq>.
 (after fsync of the file; the directory is fsynced after the rename). A process killed before
 the rename leaves only a temporary file, which the next writer removes. Entry numbers are
 consecutive; the main file's root attribute ``journal_seq`` says which are already merged.
+
+An entry that cannot be read or applied is moved aside to ``PATH.journal/bad/<seq>.jrn`` by the
+next writer (see ``League._refresh``), so that one damaged entry cannot stop every later write;
+a gap in the numbers is allowed only where ``bad/`` holds the missing entries.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from store.errors import CorruptLeague
+from store.records import loads_json
 
 MAGIC = b"MARLJRN1"
 SUFFIX = ".jrn"
@@ -45,6 +50,27 @@ def list_entries(jdir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def bad_dir(jdir: Path) -> Path:
+    return jdir / "bad"
+
+
+def set_aside(jdir: Path, seq: int, path: Path) -> Path:
+    """Move a damaged entry to ``bad/``; it is kept for inspection, never applied."""
+    bad = bad_dir(jdir)
+    bad.mkdir(exist_ok=True)
+    dest, n = entry_path(bad, seq), 1
+    while dest.exists():  # a number reused after an entry at the end of the journal was set aside
+        dest, n = bad / f"{seq:012d}-{n}{SUFFIX}", n + 1
+    os.replace(path, dest)
+    fsync_dir(jdir)
+    return dest
+
+
+def set_aside_seqs(jdir: Path) -> set[int]:
+    """Sequence numbers of the entries moved aside (allowed gaps in the journal)."""
+    return {seq for seq, _ in list_entries(bad_dir(jdir))}
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -67,14 +93,21 @@ def write_entry(jdir: Path, seq: int, ops: list[dict], arrays: list[np.ndarray],
     header = json.dumps({"ops": ops, "arrays": table, "body": offset}, allow_nan=False).encode()
     final = entry_path(jdir, seq)
     tmp = jdir / f".tmp-{os.getpid()}-{seq}"
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack("<Q", len(header)) + header)
-        for a in arrays:
-            f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
-        f.flush()
-        if sync:
-            os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack("<Q", len(header)) + header)
+            for a in arrays:
+                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)  # a partial entry on a full disk takes the space others need
+        except OSError:
+            pass
+        raise
     if sync:
         fsync_dir(jdir)
     start = 16 + len(header)
@@ -89,12 +122,17 @@ def read_header(path: Path) -> tuple[dict, int]:
             if len(head) != 16 or head[:8] != MAGIC:
                 raise CorruptLeague(f"journal entry {path} is corrupt (bad header)")
             (n,) = struct.unpack("<Q", head[8:])
-            header = json.loads(f.read(n))
-            start = 16 + n
             size = os.fstat(f.fileno()).st_size
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise CorruptLeague(f"journal entry {path} is unreadable: {e}") from None
-    if not isinstance(header, dict) or size != start + header.get("body", -1):
+            if n > size - 16:  # never allocate what a damaged length field claims
+                raise CorruptLeague(f"journal entry {path} is corrupt (truncated: its header claims {n} bytes)")
+            header = loads_json(f.read(n), f"journal entry {path} header")
+            start = 16 + n
+    except OSError as e:
+        raise CorruptLeague(f"journal entry {path} is unreadable: {e.strerror or e}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("body"), int) \
+            or not isinstance(header.get("ops"), list) or not isinstance(header.get("arrays"), list):
+        raise CorruptLeague(f"journal entry {path} is corrupt (bad header)")
+    if size != start + header["body"]:
         raise CorruptLeague(f"journal entry {path} is corrupt (truncated)")
     return header, start
 
@@ -103,13 +141,31 @@ def read_arrays(path: Path, start: int, table: list[dict], indices: list[int]) -
     out = []
     with open(path, "rb") as f:
         for i in indices:
-            t = table[i]
-            dtype = np.dtype(t["dtype"])
+            try:
+                t = table[i]
+                dtype = np.dtype(t["dtype"])
+                offset, nbytes, shape = int(t["offset"]), int(t["nbytes"]), tuple(int(d) for d in t["shape"])
+            except (IndexError, KeyError, TypeError, ValueError):
+                raise CorruptLeague(f"journal entry {path}: array {i} has a damaged description") from None
             if dtype.kind not in _NUMERIC:
                 raise CorruptLeague(f"journal entry {path}: array {i} is not a numeric array")
-            f.seek(start + t["offset"])
-            buf = f.read(t["nbytes"])
-            if len(buf) != t["nbytes"]:
+            size = os.fstat(f.fileno()).st_size
+            if offset < 0 or nbytes < 0 or start + offset + nbytes > size:
                 raise CorruptLeague(f"journal entry {path} is corrupt (truncated)")
-            out.append(np.frombuffer(buf, dtype=dtype).reshape(t["shape"]).copy())
+            f.seek(start + offset)
+            buf = f.read(nbytes)
+            if len(buf) != nbytes:
+                raise CorruptLeague(f"journal entry {path} is corrupt (truncated)")
+            try:
+                out.append(np.frombuffer(buf, dtype=dtype).reshape(shape).copy())
+            except ValueError:
+                raise CorruptLeague(f"journal entry {path}: array {i} does not match its shape") from None
     return out
+
+
+class DamagedEntry(CorruptLeague):
+    """A committed entry that cannot be read or applied; a writer sets it aside (``set_aside``)."""
+
+    def __init__(self, message: str, seq: int, path: Path):
+        super().__init__(message)
+        self.seq, self.path = seq, path

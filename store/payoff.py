@@ -22,6 +22,31 @@ class PayoffTable:
     sumsq: np.ndarray  # [D, A] float, sum of squared team returns
     wins: np.ndarray  # [D, A] int, episodes won by the defending team
 
+    @classmethod
+    def from_rows(cls, scenario: str, drefs: list[str], arefs: list[str], d_col, a_col, ep, s, sq, w) -> "PayoffTable":
+        """Sum the match rows (columns: defender, attacker, episodes, sum, sumsq, wins) into cells."""
+        D, A = len(drefs), len(arefs)
+        count = np.zeros((D, A), np.int64)
+        total, total_sq = np.zeros((D, A)), np.zeros((D, A))
+        wins = np.zeros((D, A), np.int64)
+        if d_col:
+            # Group the rows by (defender, attacker) once, then scatter the groups into the cells.
+            pairs = np.array([d + "\0" + a for d, a in zip(d_col, a_col)], dtype=object)
+            keys, inv = np.unique(pairs, return_inverse=True)
+            sums = [np.bincount(inv, weights=np.asarray(c, np.float64), minlength=len(keys))
+                    for c in (ep, s, sq, w)]
+            d_idx = {r: [i for i, x in enumerate(drefs) if x == r] for r in drefs}
+            a_idx = {r: [j for j, x in enumerate(arefs) if x == r] for r in arefs}
+            for g, key in enumerate(keys):
+                d, a = key.split("\0")
+                for i in d_idx.get(d, ()):
+                    for j in a_idx.get(a, ()):
+                        count[i, j] += int(sums[0][g])
+                        total[i, j] += sums[1][g]
+                        total_sq[i, j] += sums[2][g]
+                        wins[i, j] += int(sums[3][g])
+        return cls(scenario, drefs, arefs, count, total, total_sq, wins)
+
     @property
     def mean(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):

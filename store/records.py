@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from store.errors import StoreError
+from store.errors import CorruptLeague, StoreError
 
 ROLES = ("defender", "attacker")
 NO_ATTACK = "none"  # the payoff column of unattacked play; never a stored policy
@@ -37,6 +37,14 @@ def check_name(value: Any, what: str = "name") -> str:
     if not isinstance(value, str) or not _NAME_RE.match(value) or set(value) == {"."}:
         raise StoreError(f"invalid {what} {value!r}: use letters, digits, '_', '.', '-'")
     return value
+
+
+def check_policy_name(name: Any) -> str:
+    """The name of a new policy, checked before anything is computed for it (e.g. a training)."""
+    check_name(name, "policy name")
+    if name == NO_ATTACK:
+        raise StoreError(f"{NO_ATTACK!r} is reserved for the no-attack column")
+    return name
 
 
 def parse_ref(ref: Any) -> tuple[str, int | None]:
@@ -59,6 +67,31 @@ def to_json(value: Any, what: str) -> str:
         return json.dumps(value, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise StoreError(f"{what} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise StoreError(f"{what} is nested too deeply to store") from None
+
+
+def loads_json(text: Any, what: str) -> Any:
+    """Parse stored JSON; text that is not JSON, or nested past the parser's depth, is CorruptLeague."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise CorruptLeague(f"{what} is not JSON") from None
+    except RecursionError:
+        raise CorruptLeague(f"{what} is JSON nested too deeply to read") from None
+
+
+def json_strings(value: Any):
+    """Every string inside a parsed JSON value, found without recursion (stored JSON can be deep)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def normalise_weights(weights: Any) -> dict[str, np.ndarray]:
@@ -113,13 +146,16 @@ class PolicyInfo:
     created: str  # ISO 8601, UTC
     n_params: int
     versions: int  # how many versions the name has (retired ones included)
+    # Purged refs that this version (a mixture, or an attacker with a surrogate) still names;
+    # non-empty means it cannot be played (League.get(ref, usable=True) refuses it).
+    broken: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PolicyRecord(PolicyInfo):
     """A stored policy version with its weights (verified against sha256 when read)."""
 
-    weights: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray] = field(kw_only=True)
 
     def info(self) -> PolicyInfo:
         return PolicyInfo(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PolicyInfo)})
@@ -193,6 +229,7 @@ class RunRecord:
     config: dict
     iterations: list[dict]
     created: str
+    broken: list[str] = field(default_factory=list)  # purged refs the run names
 
 
 def finite_float(x: float) -> float | None:

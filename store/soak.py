@@ -5,6 +5,8 @@ The writer prints one line per committed write, after the call returned:
   P <ref> <sha256>      a policy version
   M <seed>              a match (seeds are unique)
   R <run_id> <count>    a run has at least <count> iterations
+  X <ref>               a version of "x", added in the transaction that purged (with force) the
+                        previous one and added a mixture naming it: versions must never repeat
 Used by tests/test_store_crash.py and scripts/soak_store.py.
 """
 
@@ -62,6 +64,13 @@ def writer_loop(path: Path, out_fd: int, seed: int) -> None:
             for ref in refs:
                 say(f"P {ref} {lg.info(ref).sha256}")
             say(f"M {base + i}")
+        elif u < 0.87:
+            with lg.transaction():
+                if any(p.name == "x" for p in lg.list(include_retired=True)):
+                    lg.purge("x", force=True)  # the mixture naming it is marked broken
+                ref = lg.add_policy("x", "attacker", "fgsm", "any", {}, {"w": rng.standard_normal(50)}, {})
+                lg.add_policy("mx", "attacker", "mixture", "any", {"members": [{"ref": ref, "weight": 1.0}]}, {}, {})
+            say(f"X {ref}")
         elif u < 0.9:
             lg.append_iteration(run_id, {"i": i})
             iters += 1
@@ -80,6 +89,7 @@ class Committed:
     policies: dict[str, str] = field(default_factory=dict)  # ref -> sha256
     match_seeds: set[int] = field(default_factory=set)
     runs: dict[str, int] = field(default_factory=dict)  # run_id -> iterations
+    x_refs: list[str] = field(default_factory=list)  # versions of "x", in order
 
     def take(self, lines: list[str]) -> None:
         for line in lines:
@@ -90,6 +100,8 @@ class Committed:
                 self.match_seeds.add(int(parts[1]))
             elif parts[0] == "R":
                 self.runs[parts[1]] = max(self.runs.get(parts[1], 0), int(parts[2]))
+            elif parts[0] == "X":
+                self.x_refs.append(parts[1])
 
 
 def run_trial(path: Path, seed: int, delay: float) -> list[str]:
@@ -141,7 +153,24 @@ def verify(path: Path, committed: Committed) -> list[str]:
             got = len(lg.get_run(run_id).iterations)
             if got < n:
                 problems.append(f"run {run_id}: {got} iterations < {n} committed")
+        xs = [int(r.rpartition("@v")[2]) for r in committed.x_refs]
+        if xs != sorted(set(xs)):
+            problems.append(f"versions of x repeat or go back: {committed.x_refs[-5:]}")
+        if xs:
+            live = [p.version for p in lg.list(include_retired=True, all_versions=True) if p.name == "x"]
+            if len(live) != 1 or live[0] < xs[-1]:
+                problems.append(f"x has versions {live}, expected one ≥ v{xs[-1]}")
     return problems
+
+
+def kill_phase(path: Path) -> str:
+    """What a killed writer left: "checkpoint" (a merge copy), "entry" (a journal temp), or ""."""
+    if any(path.parent.glob(path.name + ".ckpt*.tmp")):
+        return "checkpoint"
+    jdir = Path(str(path) + ".journal")
+    if jdir.exists() and any(jdir.glob(".tmp-*")):
+        return "entry"
+    return ""
 
 
 def soak(path: Path, trials: int, max_delay: float, seed: int = 0) -> dict:
@@ -150,9 +179,11 @@ def soak(path: Path, trials: int, max_delay: float, seed: int = 0) -> dict:
     League.create(path, force=True)
     committed = Committed()
     problems: list[str] = []
+    phases: dict[str, int] = {"checkpoint": 0, "entry": 0, "": 0}
     t0 = time.perf_counter()
     for t in range(trials):
         lines = run_trial(path, seed * 100_000 + t + 1, float(rng.uniform(0.0, max_delay)))
+        phases[kill_phase(path)] += 1
         committed.take(lines)
         found = verify(path, committed)
         problems += [f"trial {t}: {p}" for p in found]
@@ -160,9 +191,11 @@ def soak(path: Path, trials: int, max_delay: float, seed: int = 0) -> dict:
         lg.add_policy("after", "defender", "qmix", "s", {}, {}, {})
     problems += [f"final: {p}" for p in verify(path, committed)]
     leftovers = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path
-                       and p.name != path.name + ".lock")
+                       and p.name not in (path.name + ".lock", path.name + ".lock.w"))
     if leftovers:
         problems.append(f"files left beside the league after close: {leftovers}")
     return {"trials": trials, "policies": len(committed.policies), "matches": len(committed.match_seeds),
-            "iterations": sum(committed.runs.values()), "seconds": time.perf_counter() - t0,
+            "iterations": sum(committed.runs.values()), "x_versions": len(committed.x_refs),
+            "killed_in_checkpoint": phases["checkpoint"], "killed_writing_entry": phases["entry"],
+            "seconds": time.perf_counter() - t0,
             "size_mb": path.stat().st_size / 1e6, "problems": problems}

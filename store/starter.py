@@ -6,6 +6,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from store.checkpoint import install
 from store.errors import StoreError
 from store.league import League
 
@@ -21,14 +22,17 @@ def starter_path() -> Path:
 
 
 def copy_starter_league(dest: Path) -> Path:
-    """Copy the starter league to `dest`; never overwrites an existing file."""
+    """Copy the starter league to `dest`; never overwrites an existing file.
+
+    Goes the way of ``League.create``: under the league's lock, clearing what a deleted league
+    at `dest` left behind (its journal would otherwise be read into the new league).
+    """
     dest = Path(dest)
+    message = f"{dest} already exists; the starter league never overwrites a league"
     if dest.exists():
-        raise StoreError(f"{dest} already exists; the starter league never overwrites a league")
+        raise StoreError(message)
     src = starter_path()
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    install(dest, lambda tmp: shutil.copyfile(src, tmp), False, message)
     return dest
 
 

@@ -1,0 +1,42 @@
+"""Options and checks shared by the commands: seeds, episode counts, scenario names, output
+paths, and what fits in memory. Each raises click's BadParameter, one line at the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+SEED = click.IntRange(0, 2**63 - 1)  # episode seeds are int64
+EPISODES = click.IntRange(min=1)
+
+
+def scenario_name(_ctx, param, value):
+    """--scenario: an empty name is a mistake, not a request for the default."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty; name one (see `arena scenarios`)", param=param)
+    return value.strip() if value else value
+
+
+def writable_file(_ctx, param, value):
+    """An output file whose directory exists and is writable: checked before any work."""
+    if value is None:
+        return value
+    parent = value.parent if str(value.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"directory {parent} does not exist", param=param)
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"directory {parent} is not writable", param=param)
+    return value
+
+
+def check_memory(scenario: str, episodes: int, device: str, option: str = "--episodes") -> None:
+    """One line when `episodes` of `scenario` cannot be one batch in memory."""
+    from arena.core import resolve_device
+    from arena.payoff import max_episodes
+
+    cap = max_episodes(scenario, resolve_device(device))
+    if episodes > cap:
+        raise click.BadParameter(f"{episodes:,} episodes of {scenario} do not fit in memory; "
+                                 f"the largest feasible value is {cap:,}", param_hint=f"'{option}'")
