@@ -1,11 +1,13 @@
 """Many GRU teams in one call: parameters stacked per architecture, grouped matmuls.
 
 Rows of a batch are played by different members (defender policies). Members with the same
-architecture (input size, hidden size, actions) have their parameters stacked into [M, ...]
+architecture (input size, hidden size, actions, recurrent or feed-forward, which input
+extensions: `RNNAgent.layout`) have their parameters stacked into [M, ...]
 tensors; the rows are scattered into a padded [M, G, ...] block (G = most rows of any member)
 and each layer is one `baddbmm` over all members at once, then the result is gathered back.
 (`torch.func.vmap` has no batching rule for `gru_cell` and would fall back to a Python loop,
-so the GRU cell is written out with PyTorch's gate order r, z, n.) The call is differentiable
+so the GRU cell is written out with PyTorch's gate order r, z, n; EPyMARL's feed-forward
+agent has a Linear + ReLU in its place.) The call is differentiable
 in the observation, so gradient attacks take one backward pass for the whole batch.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from policies.teams.rnn_agent import RNNAgent, build_inputs
+from policies.teams.rnn_agent import RNNAgent, build_inputs, select_inputs
 
 
 def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
@@ -21,17 +23,29 @@ def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
     def w(name):
         return torch.stack([dict(a.named_parameters())[name].detach() for a in agents]).to(device)
 
-    return {
+    p = {
         "w1": w("fc1.weight").transpose(1, 2).contiguous(), "b1": w("fc1.bias").unsqueeze(1),
-        "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(), "bi": w("rnn.bias_ih").unsqueeze(1),
-        "wh": w("rnn.weight_hh").transpose(1, 2).contiguous(), "bh": w("rnn.bias_hh").unsqueeze(1),
         "w2": w("fc2.weight").transpose(1, 2).contiguous(), "b2": w("fc2.bias").unsqueeze(1),
     }
+    if agents[0].use_rnn:
+        p.update({
+            "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(),
+            "bi": w("rnn.bias_ih").unsqueeze(1),
+            "wh": w("rnn.weight_hh").transpose(1, 2).contiguous(),
+            "bh": w("rnn.bias_hh").unsqueeze(1),
+        })
+    else:  # EPyMARL's feed-forward agent: `rnn` is a Linear layer
+        p.update({"wr": w("rnn.weight").transpose(1, 2).contiguous(),
+                  "br": w("rnn.bias").unsqueeze(1)})
+    return p
 
 
 def grouped_forward(p: dict[str, torch.Tensor], x: torch.Tensor, h: torch.Tensor):
     """x [M, R, in], h [M, R, H] → (q [M, R, A], h' [M, R, H]): RNNAgent for every member."""
     y = torch.relu(torch.baddbmm(p["b1"], x, p["w1"]))
+    if "wr" in p:
+        h_new = torch.relu(torch.baddbmm(p["br"], y, p["wr"]))
+        return torch.baddbmm(p["b2"], h_new, p["w2"]), h_new
     gi = torch.baddbmm(p["bi"], y, p["wi"])
     gh = torch.baddbmm(p["bh"], h, p["wh"])
     i_r, i_z, i_n = gi.chunk(3, -1)
@@ -55,8 +69,7 @@ class StackedTeam:
         self.device = torch.device(device)
         groups: dict[tuple, list[int]] = {}
         for m, agent in enumerate(agents):
-            key = (agent.fc1.in_features, agent.hidden, agent.fc2.out_features)
-            groups.setdefault(key, []).append(m)
+            groups.setdefault(agent.layout, []).append(m)
         self.groups = []
         self._group_of = torch.empty(self.n_members, dtype=torch.long, device=self.device)
         self._pos = torch.empty(self.n_members, dtype=torch.long, device=self.device)
@@ -92,8 +105,10 @@ class StackedTeam:
     @staticmethod
     def _group(key, M, params, x, hidden, pos):
         """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
-        r, n, d_in = x.shape
-        H = key[1]
+        d_in, H, A, _, last, ids, obs_dim = key
+        if x.shape[-1] != d_in:
+            x = select_inputs(x, obs_dim, A, last, ids)
+        r, n, _ = x.shape
         if M == 1:
             q, h = grouped_forward(params, x.reshape(1, r * n, d_in), hidden.reshape(1, r * n, H))
             return q.view(r, n, -1), h.view(r, n, H)
