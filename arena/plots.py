@@ -26,22 +26,66 @@ def short(ref: str, scenario: str | None = None) -> str:
     return name
 
 
+def text_colour(rgba) -> str:
+    """Black or white, whichever contrasts more with a cell of colour `rgba` (WCAG relative
+    luminance; 0.179 is where both contrasts are equal)."""
+    def lin(c):
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(float(c)) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"
+
+
+def _eps_text(eps) -> str:
+    return f"ε = {eps:g}" if isinstance(eps, (int, float)) else f"ε = {eps}"
+
+
 def payoff_heatmap(values: np.ndarray, defenders, attackers, path: Path, title: str,
-                   label: str, annot: list[list[str]] | None = None) -> Path:
+                   label: str, annot: list[list[str]] | None = None, *,
+                   episodes: int | None = None, eps=None, scenario: str | None = None) -> Path:
+    """The table as a heatmap (rows defenders, columns attackers).
+
+    `title` starts with the scenario (`"3m: win rate"`) unless `scenario` is given. A second
+    title line gives `episodes` per cell (the least any cell holds) and the budget `eps`: one
+    number for every attack, or a mapping attacker ref → ε, written under each column instead.
+    Empty cells (NaN) are grey with a dash.
+    """
     plt = _plt()
+    values = np.asarray(values, dtype=float)
     D, A = values.shape
-    fig, ax = plt.subplots(figsize=(1.6 + 1.25 * A, 1.0 + 0.55 * D))
-    im = ax.imshow(values, cmap="RdYlGn", aspect="auto")
-    scenario = title.split(":")[0] if ":" in title else None
-    ax.set_xticks(range(A), [short(a, scenario) for a in attackers], rotation=30, ha="right")
+    if scenario is None and ":" in title:
+        scenario = title.split(":")[0]
+    # colour-blind safe and monotone in lightness, so the order of cells survives greyscale
+    cmap = plt.get_cmap("cividis").with_extremes(bad="#d9d9d9")
+    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * A, 1.6 + 0.55 * D))
+    masked = np.ma.masked_invalid(values)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if label == "win rate":
+        lo, hi = 0.0, 1.0  # the same colours mean the same win rate on every table
+    im = ax.imshow(masked, cmap=cmap, aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1)
+    per_col = eps if isinstance(eps, dict) else None
+    xt = [short(a, scenario) + (f"\n{_eps_text(per_col[a])}"
+                                if per_col and per_col.get(a) is not None else "")
+          for a in attackers]
+    ax.set_xticks(range(A), xt, rotation=30 if not per_col else 0,
+                  ha="right" if not per_col else "center")
     ax.set_yticks(range(D), [short(d, scenario) for d in defenders])
     ax.set_xlabel("attacker")
     ax.set_ylabel("defender")
-    ax.set_title(title)
+    sub = []
+    if episodes is not None:
+        sub.append(f"{episodes} episodes per cell")
+    if eps is not None and per_col is None:
+        sub.append(_eps_text(eps))
+    full = title if not scenario or title.startswith(scenario) else f"{scenario}: {title}"
+    ax.set_title(full + ("\n" + ", ".join(sub) if sub else ""), fontsize=10)
     for i in range(D):
         for j in range(A):
-            text = annot[i][j] if annot else ("—" if np.isnan(values[i, j]) else f"{values[i, j]:.2f}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            empty = not np.isfinite(values[i, j])
+            text = "—" if empty else (annot[i][j] if annot else f"{values[i, j]:.2f}")
+            colour = "black" if empty else text_colour(im.cmap(im.norm(values[i, j])))
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
     fig.colorbar(im, ax=ax, label=label)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -49,18 +93,57 @@ def payoff_heatmap(values: np.ndarray, defenders, attackers, path: Path, title: 
     return Path(path)
 
 
-def curves(xs, series: dict[str, list[float]], path: Path, title: str, xlabel: str) -> Path:
+def curves(xs, series: dict[str, list[float | None]], path: Path, title: str, xlabel: str,
+           ylabel: str | None = None) -> Path:
+    """Lines over a shared x axis; a None value is a gap (the line still reaches every x)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, ys in series.items():
-        ax.plot(xs, ys, marker="o", markersize=3, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
     from matplotlib.ticker import MaxNLocator
 
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name, ys in series.items():
+        ys = [np.nan if y is None else y for y in ys]
+        ax.plot(xs, ys, marker="o", markersize=4, label=name)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(xs):
+        pad = max(0.25, 0.03 * (max(xs) - min(xs)))
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
     ax.grid(alpha=0.3)
-    ax.legend()
+    # below the axes, so that it never hides a point
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=max(1, len(series)),
+              frameon=False, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curve(xs, left: tuple[str, list[float]], right: tuple[str, list[float]] | None,
+                   path: Path, title: str, xlabel: str = "environment steps") -> Path:
+    """A return on the left axis and, when given, a win rate (0 … 100 %) on the right one."""
+    plt = _plt()
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(6.8, 3.9))
+    lines = ax.plot(xs, left[1], color="#0072B2", label=left[0])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(left[0], color="#0072B2")
+    ax.tick_params(axis="y", colors="#0072B2")
+    ax.grid(alpha=0.3)
+    if right is not None:
+        ax2 = ax.twinx()
+        ys = [np.nan if y is None else y for y in right[1]]
+        lines += ax2.plot(xs, ys, color="#D55E00", linestyle="--", label=right[0])
+        ax2.set_ylim(-0.03, 1.03)
+        ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax2.set_ylabel(right[0], color="#D55E00")
+        ax2.tick_params(axis="y", colors="#D55E00")
+    ax.set_title(title)
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center",
+              bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -24,6 +24,12 @@ def init(ctx: Ctx, force: bool, starter: bool):
     """
     from store import League
 
+    if ctx.league.exists() and not force and not starter:
+        from store import StoreError
+
+        # checked here so that the message names the command-line flag
+        raise StoreError(f"{ctx.league} already exists; pass --force to replace it (its data "
+                         f"is lost)")
     if starter:
         from store.starter import copy_starter_league
 
@@ -41,6 +47,51 @@ def _info_dict(info) -> dict:
         "n_params": info.n_params, "retired": info.retired, "created": info.created,
         "sha256": info.sha256, "config": info.config, "provenance": info.provenance,
     }
+
+
+def _policy_columns(rows, width: int) -> list[str]:
+    """The columns that fit in `width`: the policy name always, whole; `created`, `params`,
+    `versions`, `role`, `kind` and `scenario` are dropped in that order until the rest fits."""
+    name_w = max([len("policy")] + [len(_shown_name(r)) for r in rows])
+    widths = {"role": 8, "kind": max([4] + [len(r["kind"]) for r in rows]),
+              "scenario": max([8] + [len(r["scenario"]) for r in rows]),
+              "params": max([6] + [len(f"{r['n_params']:,}") for r in rows]),
+              "versions": 8, "created": 19}
+    cols = ["policy", "role", "kind", "scenario", "params", "versions", "created"]
+
+    def need(cs):  # rich spends 3 characters per column on padding and borders, 1 at the edge
+        return sum(name_w if c == "policy" else widths[c] for c in cs) + 3 * len(cs) + 1
+
+    for drop in ("created", "params", "versions", "role", "kind", "scenario"):
+        if need(cols) <= width:
+            break
+        cols.remove(drop)
+    return cols
+
+
+def _shown_name(r) -> str:
+    return r["ref"] + (" (retired)" if r["retired"] else "")
+
+
+def _print_policies(ctx: Ctx, rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    cols = _policy_columns(rows, console.width)
+    table = Table(title=f"{ctx.league}: {len(rows)} policies")
+    name_w = max([len("policy")] + [len(_shown_name(r)) for r in rows])
+    for col in cols:
+        if col == "policy":
+            table.add_column(col, no_wrap=True, min_width=name_w)
+        else:
+            table.add_column(col, no_wrap=True, overflow="ellipsis")
+    cells = {"role": lambda r: r["role"], "kind": lambda r: r["kind"],
+             "scenario": lambda r: r["scenario"], "params": lambda r: f"{r['n_params']:,}",
+             "versions": lambda r: str(r["versions"]), "created": lambda r: r["created"][:19]}
+    for r in rows:
+        table.add_row(*[_shown_name(r) if c == "policy" else cells[c](r) for c in cols])
+    console.print(table)
 
 
 @click.command("ls")
@@ -64,37 +115,38 @@ def ls_(ctx: Ctx, role, kind, scenario, show_all):
     rows = [_info_dict(i) for i in infos]
 
     def human():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"{ctx.league}: {len(rows)} policies")
-        for col in ("policy", "role", "kind", "scenario", "params", "versions", "created"):
-            table.add_column(col)
-        for r in rows:
-            name = r["ref"] + (" (retired)" if r["retired"] else "")
-            table.add_row(name, r["role"], r["kind"], r["scenario"], f"{r['n_params']:,}",
-                          str(r["versions"]), r["created"][:19])
-        Console().print(table)
+        _print_policies(ctx, rows)
 
     emit(ctx, rows, human)
 
 
+_SCENARIO_HELP = "Scenario of a bare name held for several (qmix --scenario pp7 → qmix.pp7)."
+
+
 @click.command()
 @click.argument("ref")
+@click.option("--scenario", help=_SCENARIO_HELP)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw the training curve kept in the provenance to this PNG.")
 @json_option
 @click.pass_obj
-def show(ctx: Ctx, ref, plot):
+def show(ctx: Ctx, ref, scenario, plot):
     """Show one policy: config, provenance, parameter count and matches played.
+
+    A bare name resolves like everywhere else: `qmix` is `qmix.3m` when only 3m holds one,
+    and the default scenario's when several do (--scenario picks another).
 
     \b
     Examples:
-      arena show qmix
+      arena show qmix.3m
+      arena show qmix --scenario pp7
       arena show qmix@v2 --json
+      arena show pa_ad.3m --plot curve.png
     """
+    from policies.names import default_scenario, resolve_for
+
     with ctx.open("r") as lg:
-        info = lg.info(ref)
+        info = lg.info(resolve_for(lg, ref, scenario, prefer=default_scenario(lg)))
         played = [m for m in lg.matches() if info.ref in (m.defender, m.attacker)]
     data = _info_dict(info)
     data["matches"] = len(played)
@@ -122,18 +174,28 @@ def show(ctx: Ctx, ref, plot):
 
 @click.command()
 @click.argument("ref")
+@click.option("--scenario", help=_SCENARIO_HELP)
 @click.option("--purge", is_flag=True, help="Delete the data for good instead of hiding it.")
+@click.option("--force", is_flag=True,
+              help="With --purge: purge even what mixtures or runs use (they are marked broken).")
 @click.pass_obj
-def retire(ctx: Ctx, ref, purge):
+def retire(ctx: Ctx, ref, scenario, purge, force):
     """Hide a policy from listings and tables (data kept unless --purge).
 
+    A bare name retires every version of it; one held for several scenarios (qmix.3m,
+    qmix.pp7) needs --scenario.
+
     \b
-    Example:
+    Examples:
       arena retire fgsm@v1
+      arena retire qmix --scenario pp7
     """
+    from policies.names import resolve_name
+
     with ctx.open("a") as lg:
+        ref = resolve_name(lg, ref, scenario)
         resolved = lg.resolve(ref) if "@" in ref else ref
-        lg.purge(ref) if purge else lg.retire(ref)
+        lg.purge(ref, force=force) if purge else lg.retire(ref)
     verb = "purged" if purge else "retired"
     emit(ctx, {"ref": resolved, verb: True}, lambda: click.echo(f"{verb} {resolved}"))
 
@@ -148,8 +210,10 @@ def retire(ctx: Ctx, ref, purge):
               help="Kind parameter; repeatable.")
 @click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Weights: .safetensors, a torch state dict, or a PyMARL agent.th.")
+@click.option("--mixer", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PyMARL mixer.th (QMixer, or VDN's empty one) for the agent of --from.")
 @click.pass_obj
-def add_policy(ctx: Ctx, name, kind_name, role, scenario, params, source):
+def add_policy(ctx: Ctx, name, kind_name, role, scenario, params, source, mixer):
     """Add a policy version to the league (a new version if NAME exists).
 
     \b
@@ -157,15 +221,39 @@ def add_policy(ctx: Ctx, name, kind_name, role, scenario, params, source):
       arena add-policy fgsm --kind fgsm --param eps=0.2
       arena add-policy pgd10 --kind pgd --param eps=0.1 --param steps=10 --param norm=l2
       arena add-policy qmix_pymarl --kind qmix --scenario 3m --from agent.th
+      arena add-policy qmix_pymarl --kind qmix --scenario 3m --from agent.th --mixer mixer.th
     """
     from policies.build import build_policy_record
 
     rec = build_policy_record(name, kind_name, role=role, scenario=scenario,
-                              params=params, source=source)
+                              params=params, source=source, mixer=mixer)
     with ctx.open("a") as lg:
+        same = _identical_version(lg, rec)
         ref = lg.add_policy(**rec)
-    emit(ctx, {"ref": ref, **{k: rec[k] for k in ("role", "kind", "scenario", "config")}},
-         lambda: click.echo(f"added {ref}"))
+    data = {"ref": ref, **{k: rec[k] for k in ("role", "kind", "scenario", "config")},
+            "identical_to": same}
+
+    def human():
+        note = f" (identical to {same}: same config and weights)" if same else ""
+        click.echo(f"added {ref}{note}")
+
+    emit(ctx, data, human)
+
+
+def _identical_version(lg, rec) -> str | None:
+    """The latest stored version of the same name with the same config and weights, if any."""
+    from store.records import normalise_weights, weights_sha256
+
+    versions = [i for i in lg.list(include_retired=True, all_versions=True)
+                if i.name == rec["name"] and i.kind == rec["kind"]]
+    if not versions:
+        return None
+    digest = weights_sha256(normalise_weights(rec["weights"]))
+    config = json.loads(json.dumps(rec["config"]))  # as stored: tuples become lists
+    for info in reversed(versions):
+        if info.config == config and info.sha256 == digest:
+            return info.ref
+    return None
 
 
 @click.command()

@@ -19,6 +19,7 @@ cells understate the uncertainty of those cells.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -66,9 +67,12 @@ def bootstrap(
     method: str | MetaSolver = "lp",
     n: int = 200,
     seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
     **kwargs,
 ) -> BootstrapResult:
-    """95% percentile intervals of the value and of every weight of `method`'s solution."""
+    """95% percentile intervals of the value and of every weight of `method`'s solution.
+
+    `on_progress(done, n)` is called after each resampled table is solved."""
     mean = np.asarray(mean, dtype=np.float64)
     std = np.asarray(std, dtype=np.float64)
     count = np.asarray(count)
@@ -98,6 +102,8 @@ def bootstrap(
     for k in range(n):
         sol = solve(tables[k], method, **kwargs)
         values[k], defenders[k], attackers[k] = sol.value, sol.defender, sol.attacker
+        if on_progress is not None:
+            on_progress(k + 1, n)
     v_lo, v_hi = np.percentile(values, [2.5, 97.5])
     d_lo, d_hi = np.percentile(defenders, [2.5, 97.5], axis=0)
     a_lo, a_hi = np.percentile(attackers, [2.5, 97.5], axis=0)

@@ -35,12 +35,24 @@ def _check_names(names: list[str], who: str, where: str) -> None:
         seen.add(n)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_csv(text: str, where: str = "<csv>") -> tuple[list[str], list[str], np.ndarray]:
     """(defenders, attackers, M [D, A]) from CSV text; `where` names the source in errors."""
     rows = [r for r in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in r)]
     if not rows:
         raise SolverError(f"{where}: empty CSV (expected a header row of attacker names)")
     header = [c.strip() for c in rows[0]]
+    if len(header) > 1 and all(_is_number(c) for c in header[1:]):
+        # without this, the first table row would silently become the attacker names
+        raise SolverError(f"{where}: the first row is all numbers, not a header; add a header "
+                          f"row of attacker names ({CORNER},none,fgsm,…)")
     attackers = header[1:]
     if not attackers:
         raise SolverError(f"{where}: the header row names no attacker")
