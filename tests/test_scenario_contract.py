@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from arena.bench import random_legal_actions
-from arena.core import ScenarioError, resolve_device
+from arena.core import STANDARD_GROUPS, ScenarioError, resolve_device
 from arena.scenarios import REGISTRY, make
 
 
@@ -109,6 +109,59 @@ def test_cuda_device_is_a_clear_error_without_a_gpu():
     with pytest.raises(ScenarioError, match="no CUDA device"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_spec_declares_bounds_groups_and_budget(name):
+    s = _available(name).spec
+    assert len(s.obs_low) == len(s.obs_high) == s.obs_dim
+    low, high = s.bounds()
+    assert low.shape == high.shape == (s.obs_dim,) and (low <= high).all()
+    assert torch.isfinite(low).all() and torch.isfinite(high).all()
+    # the standard groups split the features: each feature in exactly one of them
+    masks = torch.stack([s.group_mask(g) for g in STANDARD_GROUPS])
+    assert masks.sum(0).eq(1).all(), s.group_sizes()
+    assert torch.equal(s.group_mask(list(STANDARD_GROUPS)), masks.any(0))
+    binary = s.group_mask("binary")
+    assert (low[binary] == 0).all() and (high[binary] == 1).all()
+    for group, idx in s.obs_groups.items():
+        assert s.group_mask(group).sum() == len(idx)
+    assert 0 < s.default_eps <= 0.2
+    row = s.as_dict()
+    assert row["default_eps"] == s.default_eps and row["obs_groups"] == s.group_sizes()
+    with pytest.raises(ScenarioError, match="no feature group"):
+        s.group_mask("no_such_group")
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_clean_observations_lie_within_the_declared_bounds(name):
+    """Random legal play across episode ends: every observation inside [obs_low, obs_high],
+    binary features exactly 0 or 1."""
+    s = _available(name).spec
+    low, high = s.bounds()
+    binary = s.group_mask("binary")
+    env = make(name, 16, auto_reset=True)
+    gen = torch.Generator().manual_seed(1)
+    ts = env.reset(seed=5)
+    for t in range(301):
+        obs = ts.obs.reshape(-1, s.obs_dim)
+        below, above = obs < low, obs > high
+        assert not below.any() and not above.any(), (
+            f"step {t}: features {sorted(set((below | above).nonzero()[:, 1].tolist()))} "
+            f"out of bounds"
+        )
+        bits = obs[:, binary]
+        assert ((bits == 0) | (bits == 1)).all(), f"step {t}: a binary feature is not 0/1"
+        ts = env.step(random_legal_actions(ts.avail, gen))
+
+
+@pytest.mark.parametrize(
+    "name,eps", [("2m_vs_1z", 0.2), ("3m", 0.2), ("3s_vs_3z", 0.2), ("8m", 0.2),
+                 ("2s3z", 0.05), ("3s5z", 0.05), ("pp7", 0.2), ("stag10", 0.2)],
+)
+def test_default_budget_is_the_papers(name, eps):
+    """Guo et al. (robust QMIX): ε = 0.2 on the small SMAC maps, 0.05 on 2s3z."""
+    assert _available(name).spec.default_eps == eps
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -352,3 +354,164 @@ def test_cuda_matches_cpu_shapes_and_rules():
     while not ts.done.all():
         ts = env.step(focus_fire_actions(env, ts))
     assert ts.won.dtype == torch.bool and ts.obs.shape == (64, 5, 80)
+
+
+# -- SMAC's own code structure, re-derived in plain Python ------------------------------------
+# Constants of SMAC's StarCraft2Env (default flags) and of the StarCraft II units.
+SMAC_SIGHT, SMAC_SHOOT, SMAC_MOVE, SMAC_MAP = 9.0, 6.0, 2.0, 32.0
+UNIT_MAX = {"stalker": (80.0, 80.0, 35.0), "zealot": (100.0, 50.0, 22.0)}  # hp, shield, max_cd
+SC2_ID = {"zealot": 73, "stalker": 74}  # StarCraft II's ids; SMAC maps use their own for allies
+MAP_ALLY_ID = {"stalker": 1970, "zealot": 1971}  # any ids with stalker first, as 2s3z's map
+
+
+def smac_unit_type_id(kind: str, ally: bool) -> int:
+    """SMAC's get_unit_type_id on a stalkers-and-zealots map."""
+    if ally:
+        return MAP_ALLY_ID[kind] - min(MAP_ALLY_ID.values())
+    return SC2_ID[kind] - 73
+
+
+class SmacByHand:
+    """SMAC's get_avail_agent_actions, get_obs_agent and get_state on lists: one episode."""
+
+    def __init__(self, env: SmacLite, b: int):
+        s = env.units
+        self.kinds = list(env.map.allies) + list(env.map.enemies)
+        self.n, self.m = env.n_agents, env.n_enemies
+        self.pos = s.pos[b].tolist()
+        self.hp, self.shield = s.hp[b].tolist(), s.shield[b].tolist()
+        self.cd = s.cooldown[b].tolist()
+        self.last = s.last_action[b].tolist()
+        self.bits = 2  # unit_type_bits of stalkers_and_zealots
+
+    def avail(self, a: int) -> list[int]:
+        avail = [0] * (6 + self.m)
+        if self.hp[a] <= 0:
+            avail[0] = 1
+            return avail
+        avail[1] = 1
+        x, y = self.pos[a]
+        for k, (dx, dy) in enumerate(((0, 1), (0, -1), (1, 0), (-1, 0))):
+            px, py = x + dx * SMAC_MOVE / 2, y + dy * SMAC_MOVE / 2
+            avail[2 + k] = int(0 <= px < SMAC_MAP and 0 <= py < SMAC_MAP)
+        for e in range(self.m):
+            ex, ey = self.pos[self.n + e]
+            if self.hp[self.n + e] > 0 and math.hypot(ex - x, ey - y) <= SMAC_SHOOT:
+                avail[6 + e] = 1
+        return avail
+
+    def unit_feats(self, u: int, ally: bool) -> list[float]:
+        hp_max, sh_max, _ = UNIT_MAX[self.kinds[u]]
+        bits = [0.0] * self.bits
+        bits[smac_unit_type_id(self.kinds[u], ally)] = 1.0
+        return [self.hp[u] / hp_max, self.shield[u] / sh_max] + bits
+
+    def obs(self, a: int) -> list[float]:
+        # SMAC: 4 + health + shield + unit_type_bits per unit, health + shield + bits own
+        n_en = n_al = 4 + 2 + self.bits
+        n_own = 2 + self.bits
+        move = [0.0] * 4
+        enemy = [[0.0] * n_en for _ in range(self.m)]
+        ally = [[0.0] * n_al for _ in range(self.n - 1)]
+        own = [0.0] * n_own
+        if self.hp[a] > 0:
+            x, y = self.pos[a]
+            avail = self.avail(a)
+            for k in range(4):
+                move[k] = float(avail[k + 2])
+            for e in range(self.m):
+                ex, ey = self.pos[self.n + e]
+                dist = math.hypot(ex - x, ey - y)
+                if dist < SMAC_SIGHT and self.hp[self.n + e] > 0:
+                    enemy[e][:4] = [avail[6 + e], dist / SMAC_SIGHT, (ex - x) / SMAC_SIGHT,
+                                    (ey - y) / SMAC_SIGHT]
+                    enemy[e][4:] = self.unit_feats(self.n + e, ally=False)
+            others = [al for al in range(self.n) if al != a]
+            for i, al in enumerate(others):
+                ax, ay = self.pos[al]
+                dist = math.hypot(ax - x, ay - y)
+                if dist < SMAC_SIGHT and self.hp[al] > 0:
+                    ally[i][:4] = [1.0, dist / SMAC_SIGHT, (ax - x) / SMAC_SIGHT,
+                                   (ay - y) / SMAC_SIGHT]
+                    ally[i][4:] = self.unit_feats(al, ally=True)
+            own = self.unit_feats(a, ally=True)
+        return move + sum(enemy, []) + sum(ally, []) + own
+
+    def state(self) -> list[float]:
+        ally = [[0.0] * (4 + 1 + self.bits) for _ in range(self.n)]
+        enemy = [[0.0] * (3 + 1 + self.bits) for _ in range(self.m)]
+        cx = cy = SMAC_MAP / 2
+        for al in range(self.n):
+            if self.hp[al] > 0:
+                x, y = self.pos[al]
+                hp_max, sh_max, max_cd = UNIT_MAX[self.kinds[al]]
+                cooldown_loops = self.cd[al] * 22.4
+                ally[al][0] = self.hp[al] / hp_max
+                ally[al][1] = cooldown_loops / max_cd
+                ally[al][2] = (x - cx) / SMAC_MAP
+                ally[al][3] = (y - cy) / SMAC_MAP
+                ally[al][4] = self.shield[al] / sh_max
+                ally[al][smac_unit_type_id(self.kinds[al], True) - self.bits] = 1.0
+        for e in range(self.m):
+            u = self.n + e
+            if self.hp[u] > 0:
+                x, y = self.pos[u]
+                hp_max, sh_max, _ = UNIT_MAX[self.kinds[u]]
+                enemy[e][0] = self.hp[u] / hp_max
+                enemy[e][1] = (x - cx) / SMAC_MAP
+                enemy[e][2] = (y - cy) / SMAC_MAP
+                enemy[e][3] = self.shield[u] / sh_max
+                enemy[e][smac_unit_type_id(self.kinds[u], False) - self.bits] = 1.0
+        last = [[0.0] * (6 + self.m) for _ in range(self.n)]
+        for al, act in enumerate(self.last):
+            if act >= 0:
+                last[al][act] = 1.0
+        return sum(ally, []) + sum(enemy, []) + sum(last, [])
+
+
+def test_2s3z_obs_and_state_match_smacs_code_on_a_built_position():
+    # agents 0-1 stalkers, 2-4 zealots; enemies 5-6 stalkers, 7-9 zealots
+    placed = {0: (10.0, 16.0), 1: (12.0, 19.0), 2: (9.5, 14.0), 3: (1.0, 31.4), 4: (13.0, 15.0),
+              5: (15.5, 16.0), 6: (17.0, 20.0), 7: (11.0, 13.0), 8: (25.0, 10.0),
+              9: (14.0, 17.5)}
+    env = build("2s3z", placed, keep=tuple(range(10)))
+    s = env.units
+    s.hp[0, 4] = 0.0  # a dead agent
+    s.shield[0, 4] = 0.0
+    s.hp[0, 9] = 0.0  # a dead enemy, in sight
+    s.shield[0, 9] = 0.0
+    s.hp[0, [0, 1, 5, 7]] = torch.tensor([55.0, 80.0, 12.5, 61.0])
+    s.shield[0, [0, 2, 6, 7]] = torch.tensor([10.0, 0.0, 33.0, 5.0])
+    s.cooldown[0, [0, 1]] = torch.tensor([0.5, 1.2])
+    s.last_action[0] = torch.tensor([6, 1, 3, 1, 0])
+    ts = env.sync()
+    ref = SmacByHand(env, 0)
+    assert ts.avail[0].int().tolist() == [ref.avail(a) for a in range(5)]
+    for a in range(5):
+        assert ts.obs[0, a].tolist() == pytest.approx(ref.obs(a), abs=1e-6), f"agent {a}"
+    assert ts.state[0].tolist() == pytest.approx(ref.state(), abs=1e-6)
+    # the enemy type bits read [zealot, stalker], the allies' [stalker, zealot]
+    enemy = ts.obs[0, 0, env.layout.obs_blocks()["enemy"]].reshape(5, -1)
+    assert enemy[0, -2:].tolist() == [0.0, 1.0] and enemy[2, -2:].tolist() == [1.0, 0.0]
+    own = ts.obs[0, 0, env.layout.obs_blocks()["own"]]
+    assert own[-2:].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("map_name", ["3m", "8m", "2s3z", "3s5z"])
+def test_agents_are_numbered_as_smac_sorts_them(map_name):
+    """SMAC's init_units: allies sorted by (unit type, x, y); so must every reset be."""
+    env = make(map_name, 64, auto_reset=True)
+    rank = {kind: k for k, kind in enumerate(dict.fromkeys(env.map.allies))}
+    ts = env.reset(seed=4)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        pos = env.units.pos[:, : env.n_agents].tolist()
+        for row in pos:
+            keys = [(rank[k], x, y) for k, (x, y) in zip(env.map.allies, row)]
+            assert keys == sorted(keys)
+        for _ in range(env.spec.episode_limit):  # play until every row has reset again
+            probs = ts.avail.float().reshape(-1, env.spec.n_actions)
+            ts = env.step(torch.multinomial(probs, 1, generator=gen).reshape(env.B, -1))
+            if ts.done.all():
+                break
+        env.reset(seed=int(torch.randint(1000, (1,), generator=gen)))

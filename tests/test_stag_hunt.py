@@ -43,18 +43,22 @@ def random_actions(ts, gen):
     return torch.multinomial(ts.avail.float().view(-1, A), 1, generator=gen).view(B, n)
 
 
+TRIGGERS = {"trigger_fraction": 0.4}
+
+
 @pytest.mark.parametrize(
     "options",
-    [{}, {"trigger_fraction": 0.4, "trigger_mode": "ood"},
-     {"trigger_fraction": 0.4, "trigger_mode": "in_dist"}],
-    ids=["clean", "ood", "in_dist"],
+    [{}, {"trigger_mode": "ood", **TRIGGERS}, {"trigger_mode": "in_dist", **TRIGGERS},
+     {"freeze": False}, {"miscatch_penalty": -0.5, "stag_catchers": 3, "hare_catchers": 2}],
+    ids=["clean", "ood", "in_dist", "no_freeze", "penalty_and_catchers"],
 )
 def test_matches_reference_on_every_row(options):
     env = scenarios.make("stag10", 8, auto_reset=True, debug=True, **options)
     counts = run_differential(env, steps=250, seed=7)
-    assert counts["caught"] > 50 and counts["failed_catches"] > 100
+    assert counts["caught"] > 15 and counts["failed_catches"] > 100
     assert counts["collisions"] > 50 and counts["episodes"] >= 8
-    assert (counts["trigger_seen"] > 0) == bool(options)
+    assert (counts["trigger_seen"] > 0) == ("trigger_mode" in options)
+    assert (counts["frozen"] > 0) == options.get("freeze", True)
 
 
 @pytest.mark.parametrize(
@@ -145,3 +149,103 @@ def test_triggered_wall_count_and_static_non_overlapping_walls():
 def test_bad_trigger_options_are_one_line_errors(options):
     with pytest.raises(ScenarioError):
         scenarios.make("stag10", 1, **options)
+
+
+# -- capture freezing, miscatch penalty, catchers needed ---------------------------------------
+def test_catchers_of_a_caught_prey_are_removed_for_the_rest_of_the_episode():
+    # agents 0, 1 catch the stag at (0, 5); agent 2 the hare at (3, 1); agent 3 stands next to
+    # the stag without catching; agent 4 sees agent 0's cell in its window
+    cells = layout([], [cell(0, 4), cell(0, 6), cell(3, 0), cell(1, 5), cell(2, 4)],
+                   [cell(0, 5)], [cell(3, 1)])
+    env = make(1, cells)
+    ts = env.reset(seed=0)
+    assert ts.obs[0, 4, :25].view(5, 5)[0, 2] == 1.0  # agent 0, two rows up
+    ts = env.step(torch.tensor([[CATCH, CATCH, CATCH, STAY, STAY, STAY, STAY, STAY]]))
+    assert ts.reward.item() == pytest.approx(11.0)
+    assert env.frozen[0].tolist() == [True] * 3 + [False] * 5
+    assert ts.info["frozen"].item() == 3
+    assert ts.obs[0, :3].abs().sum() == 0  # removed agents see nothing
+    assert ts.avail[0, :3].tolist() == [[False] * 4 + [True, False]] * 3
+    assert ts.obs[0, 3:].abs().sum(-1).gt(0).all()
+    assert ts.obs[0, 4, :25].view(5, 5)[0, 2] == 0.0  # nobody sees a removed agent
+    assert ts.state.view(4, 10, 10)[0, 0].sum() == 0  # row 0 of the agent channel is empty
+    assert ts.state.view(4, 100)[0].sum() == 5
+    assert not ts.info["trigger_seen"][0, :3].any()
+    # the freed cell is free: agent 4 walks up into agent 0's old cell; episode goes on
+    ts = env.step(torch.tensor([[STAY, STAY, STAY, STAY, UP, STAY, STAY, STAY]]))
+    assert env.agent_pos[0, 4].item() == cell(1, 4) and not ts.done.item()
+    ts = env.step(torch.tensor([[STAY, STAY, STAY, STAY, UP, STAY, STAY, STAY]]))
+    assert env.agent_pos[0, 4].item() == cell(0, 4)
+    assert env.frozen[0].sum() == 3 and ts.reward.item() == 0.0
+
+
+def test_removed_agents_stay_removed_until_the_episode_resets():
+    cells = layout([], [cell(3, 0)], [], [cell(3, 1)])
+    env = make(2, cells, auto_reset=True)
+    env.reset(seed=0)
+    ts = env.step(torch.tensor([[CATCH] + [STAY] * 7] * 2))
+    assert env.frozen[:, 0].all() and ts.reward.tolist() == [1.0, 1.0]
+    for _ in range(198):
+        ts = env.step(torch.full((2, 8), STAY))
+        assert env.frozen[:, 0].all() and not ts.done.any()
+    ts = env.step(torch.full((2, 8), STAY))
+    assert ts.done.all() and ts.info["truncated"].all()
+    assert not env.frozen.any()  # the new episode has everyone back
+
+
+def test_without_freeze_catchers_stay_on_the_board():
+    cells = layout([], [cell(0, 4), cell(0, 6)], [cell(0, 5)], [])
+    env = make(1, cells, freeze=False)
+    env.reset(seed=0)
+    ts = env.step(torch.tensor([[CATCH, CATCH] + [STAY] * 6]))
+    assert ts.reward.item() == pytest.approx(10.0) and not env.frozen.any()
+    assert env.agent_pos[0, :2].tolist() == [cell(0, 4), cell(0, 6)]
+    assert ts.avail[0, :2, :5].all()
+
+
+@pytest.mark.parametrize("penalty", [0.0, -0.5])
+def test_a_lone_catcher_of_a_stag_pays_the_miscatch_penalty_and_stays(penalty):
+    cells = layout([], [cell(0, 4)], [cell(0, 5)], [])
+    env = make(1, cells, miscatch_penalty=penalty)
+    env.reset(seed=0)
+    ts = env.step(torch.tensor([[CATCH] + [STAY] * 7]))
+    assert ts.reward.item() == pytest.approx(penalty)
+    assert ts.info["failed_catches"].item() == 1 and ts.info["caught"].item() == 0
+    assert not env.frozen.any() and env.agent_pos[0, 0].item() == cell(0, 4)
+
+
+def test_catchers_needed_per_prey_type_are_options():
+    # one agent next to a stag, one next to a hare
+    cells = layout([], [cell(0, 4), cell(3, 0)], [cell(0, 5)], [cell(3, 1)])
+    env = make(1, cells, stag_catchers=1, hare_catchers=2, miscatch_penalty=-1.0)
+    env.reset(seed=0)
+    ts = env.step(torch.tensor([[CATCH, CATCH] + [STAY] * 6]))
+    assert ts.info["caught"].item() == 1 and ts.reward.item() == pytest.approx(10.0 - 1.0)
+    assert env.frozen[0].tolist() == [True, False] + [False] * 6
+    assert "1 catchers" not in env.spec.description
+
+
+@pytest.mark.parametrize(
+    "options", [{"stag_catchers": 0}, {"hare_catchers": 5}, {"miscatch_penalty": 1.0}]
+)
+def test_bad_capture_options_are_one_line_errors(options):
+    with pytest.raises(ScenarioError):
+        scenarios.make("stag10", 1, **options)
+
+
+@pytest.mark.parametrize("mode", [None, "ood", "in_dist"])
+def test_observations_stay_within_the_declared_bounds_in_every_trigger_mode(mode):
+    options = {"trigger_mode": mode, "trigger_fraction": 0.4} if mode else {}
+    env, gen = make(8, **options), torch.Generator().manual_seed(0)
+    low, high = env.spec.bounds()
+    binary = env.spec.group_mask("binary")
+    wall = env.spec.group_mask("wall")
+    assert bool((binary & wall).any()) == (mode != "in_dist")
+    assert bool(env.spec.group_mask("scalar").any()) == (mode == "in_dist")
+    assert env.spec.group_sizes()["position"] == 2 and env.spec.default_eps == 0.2
+    ts = env.reset(seed=2)
+    for _ in range(100):
+        assert ((ts.obs >= low) & (ts.obs <= high)).all()
+        bits = ts.obs[..., binary]
+        assert ((bits == 0) | (bits == 1)).all()
+        ts = env.step(random_actions(ts, gen))

@@ -23,9 +23,13 @@ Whiteson, "Deep Coordination Graphs", ICML 2020), bounded world, `capture_action
      are removed first here, so a prey may step into a cell freed by a catch.)
   4. the episode terminates, won, when no prey is left; it is truncated (lost) at
      `episode_limit` steps by the base class.
-  DCG options left out: catching agents are not frozen for the rest of the episode
-  (`capture_freezes`), they only skip their move in the step they catch, and there is no
-  per-step time penalty (`reward_time`); the rewards are those of the task papers.
+  With `freeze` (DCG's `capture_freezes` with `remove_frozen`), every agent that chose
+  catch next to a prey caught in step 2 is removed for the rest of the episode: its cell is
+  freed before the prey move, it is seen by nobody, its observation is all zeros and its
+  only available action is stay. An episode whose agents are all removed plays on to the
+  limit with nothing left to earn (DCG ends it early; the return is the same). Without
+  `freeze` catchers only skip their move in the step they catch. There is no per-step time
+  penalty (`reward_time`); the rewards are those of the task papers.
 - Placement at reset: walls, then agents, then prey on distinct cells drawn uniformly.
   The first `n_triggers` walls carry a trigger (the backdoor pattern).
 
@@ -37,10 +41,14 @@ agent's own position (row/(H-1), col/(W-1)). Channels:
   k+1: wall; 1.0 for a wall and for cells outside the grid, 0.5 for a triggered wall in
        trigger mode "in_dist",
   k+2 (trigger mode "ood" only): 1.0 on a triggered wall.
+Every window value lies in {0, 1} (in {0, 0.5, 1} for the wall channel in "in_dist" mode)
+and the position in [0, 1]; one cell is 1/(H-1) of a position feature. `obs_space` gives
+these bounds and the feature groups of the scenario spec.
 State: the whole grid, channel-major [C, H, W] flattened, with channels agents, prey types,
 then the wall channel (only when there are walls) and the trigger channel ("ood" only).
 
-Step info, per episode: `caught` and `failed_catches` (counts [B]), `collisions` ([B]);
+Step info, per episode: `caught` and `failed_catches` (counts [B]), `collisions` ([B]),
+`frozen` (agents removed so far, [B]);
 every TimeStep also carries `trigger_seen` [B, n]: agents whose window holds a trigger.
 
 All randomness of a reset comes from `_draw_layout` and all randomness of a step from
@@ -58,7 +66,7 @@ from arena.core import ScenarioError, VecEnv
 # (row, col) displacement of the actions right, down, left, up, stay, catch.
 MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0), (0, 0), (0, 0))
 N_ACTIONS = 6
-CATCH = 5
+STAY, CATCH = 4, 5
 EMPTY, AGENT, PREY, WALL = 0, 1, 2, 3
 TRIGGER_MODES = (None, "ood", "in_dist")
 IN_DIST_WALL_VALUE = 0.5
@@ -81,6 +89,7 @@ class GridConfig:
     collision_penalty: float = 0.0  # per move blocked by another agent (<= 0)
     n_triggers: int = 0  # walls that carry a trigger (the first ones placed)
     trigger_mode: str | None = None  # None, "ood" (extra channel) or "in_dist" (wall variant)
+    freeze: bool = False  # catchers of a caught prey are removed for the rest of the episode
 
     @property
     def n_prey(self) -> int:
@@ -127,6 +136,11 @@ class GridConfig:
             )
         if self.n_triggers > 0 and self.trigger_mode is None:
             raise ScenarioError("a trigger_fraction above 0 needs trigger_mode ood or in_dist")
+        if any(not 1 <= k <= 4 for k in self.prey_catchers):
+            raise ScenarioError(
+                f"catchers needed per prey must lie in 1..4 (a prey has 4 neighbours), "
+                f"got {list(self.prey_catchers)}"
+            )
         if not 0 <= self.n_triggers <= self.n_walls:
             raise ScenarioError(f"{self.n_triggers} triggers do not fit on {self.n_walls} walls")
         needed = self.n_walls + self.n_agents + self.n_prey
@@ -135,13 +149,37 @@ class GridConfig:
             raise ScenarioError(f"{needed} entities do not fit on a {size} grid")
 
 
+def obs_space(config: GridConfig, prey_names: tuple[str, ...]) -> dict:
+    """ScenarioSpec keyword arguments `obs_low`, `obs_high`, `obs_groups` of a grid game.
+
+    Groups: one per channel ("agents", each prey type's name, "wall", "trigger"), "binary"
+    (every 0/1 channel), "scalar" (the wall channel in "in_dist" mode, whose triggered walls
+    read 0.5) and "position" (the agent's own row and column).
+    """
+    K = config.window**2
+    chans = ["agents", *prey_names, "wall"] + (["trigger"] if config.trigger_mode == "ood" else [])
+    groups: dict[str, tuple[int, ...]] = {
+        name: tuple(range(c * K, (c + 1) * K)) for c, name in enumerate(chans)
+    }
+    graded = ("wall",) if config.trigger_mode == "in_dist" else ()
+    groups["binary"] = tuple(i for name in chans if name not in graded for i in groups[name])
+    groups["scalar"] = tuple(i for name in graded for i in groups[name])
+    groups["position"] = (config.obs_dim - 2, config.obs_dim - 1)
+    return {
+        "obs_low": (0.0,) * config.obs_dim,
+        "obs_high": (1.0,) * config.obs_dim,
+        "obs_groups": groups,
+    }
+
+
 class GridHunt(VecEnv):
     """Batched grid hunting game; see the module docstring for the rules and layouts.
 
     Per-episode tensors (the dump cell D = H*W holds removed prey and stands for "outside the
     grid" in the lookup tables; no live entity ever moves there):
       occ [B, D+1] int8 entity code per cell, agent_pos [B, n], prey_pos [B, m] flat cells,
-      alive [B, m] bool, wall_val [B, D+1] float wall channel, trigger [B, D+1] bool.
+      alive [B, m] bool, wall_val [B, D+1] float wall channel, trigger [B, D+1] bool,
+      frozen [B, n] bool (removed agents sit on the dump cell).
     """
 
     def __init__(self, config: GridConfig, batch_size: int, device="cpu", auto_reset=False,
@@ -159,6 +197,7 @@ class GridHunt(VecEnv):
         self.wall_val = torch.zeros(B, D + 1, device=dev)  # [B, D+1]
         self.trigger = torch.zeros(B, D + 1, dtype=torch.bool, device=dev)  # [B, D+1]
         self._trigger_seen = torch.zeros(B, n, dtype=torch.bool, device=dev)  # [B, n]
+        self.frozen = torch.zeros(B, n, dtype=torch.bool, device=dev)  # [B, n]
 
     # -- static lookup tables ------------------------------------------------------------------
     def _build_tables(self) -> None:
@@ -236,6 +275,7 @@ class GridHunt(VecEnv):
         self.alive = self.alive | sel
         self.wall_val = torch.where(sel, wall_val, self.wall_val)
         self.trigger = torch.where(sel, trigger, self.trigger)
+        self.frozen = self.frozen & ~sel
 
     def _step_active(self, actions: torch.Tensor, active: torch.Tensor):
         c = self.config
@@ -243,7 +283,8 @@ class GridHunt(VecEnv):
         ar, D = self._ar, c.n_cells
         collisions = torch.zeros(self.B, dtype=torch.long, device=self.device)  # [B]
 
-        # 1. agents, one at a time in a random order (columns of *_k are in acting order)
+        # 1. agents, one at a time in a random order (columns of *_k are in acting order);
+        # a removed agent stands on the dump cell, whose only move target is itself
         order = noise["agent_order"]  # [B, n]
         pos_k, act_k = self.agent_pos.gather(1, order), actions.gather(1, order)  # [B, n]
         new_k = torch.empty_like(pos_k)
@@ -261,7 +302,7 @@ class GridHunt(VecEnv):
         self.agent_pos = self.agent_pos.scatter(1, order, new_k)
 
         # 2. catches, resolved at once
-        catching = active.unsqueeze(-1) & (actions == CATCH)  # [B, n]
+        catching = active.unsqueeze(-1) & (actions == CATCH) & ~self.frozen  # [B, n]
         a_row, a_col = self._row[self.agent_pos], self._col[self.agent_pos]  # [B, n]
         p_row, p_col = self._row[self.prey_pos], self._col[self.prey_pos]  # [B, m]
         dist = (a_row.unsqueeze(2) - p_row.unsqueeze(1)).abs() + (
@@ -277,6 +318,11 @@ class GridHunt(VecEnv):
         self.occ.scatter_(1, torch.where(caught, self.prey_pos, D), EMPTY)
         self.prey_pos = torch.where(caught, D, self.prey_pos)
         self.alive = self.alive & ~caught
+        if c.freeze:
+            gone = catching & succeeded  # [B, n]
+            self.occ.scatter_(1, torch.where(gone, self.agent_pos, D), EMPTY)
+            self.agent_pos = torch.where(gone, D, self.agent_pos)
+            self.frozen = self.frozen | gone
 
         # 3. remaining prey, one at a time in a random order; a removed prey sits on the dump
         # cell, whose only move target is itself
@@ -295,7 +341,7 @@ class GridHunt(VecEnv):
 
         terminated = active & ~self.alive.any(1)
         info = {"caught": caught.sum(1), "failed_catches": failed.sum(1),
-                "collisions": collisions}
+                "collisions": collisions, "frozen": self.frozen.sum(1)}
         return reward, terminated, terminated, info
 
     def _observe(self):
@@ -321,6 +367,8 @@ class GridHunt(VecEnv):
         view = view.clone()  # [B, n, C, K]
         view[:, :, 0, K // 2] = 0.0  # the agent itself
         obs = torch.cat([view.reshape(B, n, C * K), self._pos_feat[self.agent_pos]], -1)
+        here = ~self.frozen  # [B, n]
+        obs = obs * here.unsqueeze(-1)  # a removed agent sees nothing
 
         state = full.index_select(1, self._state_chans)[:, :, :D].reshape(B, -1)  # [B, S]
 
@@ -328,8 +376,12 @@ class GridHunt(VecEnv):
         near = prey_here.gather(1, self._adj_tab[self.agent_pos].view(B, n * 4)).view(B, n, 4)
         avail = torch.ones(B, n, N_ACTIONS, dtype=torch.bool, device=self.device)
         avail[:, :, CATCH] = near.sum(-1) > 0  # [B, n, A]
+        stay_only = torch.zeros(N_ACTIONS, dtype=torch.bool, device=self.device)
+        stay_only[STAY] = True
+        avail = torch.where(here.unsqueeze(-1), avail, stay_only)
 
-        self._trigger_seen = self.trigger.gather(1, win.view(B, n * K)).view(B, n, K).any(-1)
+        seen = self.trigger.gather(1, win.view(B, n * K)).view(B, n, K).any(-1)
+        self._trigger_seen = seen & here
         return obs, state, avail
 
     def _timestep(self, reward, info):

@@ -8,6 +8,8 @@ re-implementation, not StarCraft II: see docs/smac_differences.md.
 
 All units of all B episodes are simulated together: positions [B, U, 2], health [B, U],
 pairwise distances [B, U, U], with the U = n allies + m enemies in one table (allies first).
+Agents are numbered as SMAC numbers them at reset, by unit type, then x, then y (its
+`init_units`); see `_smac_order`.
 
 One step lasts Δt = 8 game loops / 22.4 loops per second ≈ 0.357 s and is resolved
 simultaneously:
@@ -39,6 +41,7 @@ from arena.scenarios.smac_obs import (
     SmacLayout,
     agent_obs,
     global_state,
+    obs_space,
     other_allies,
 )
 from arena.scenarios.smac_units import (
@@ -110,7 +113,10 @@ class SmacLite(VecEnv):
             episode_limit=self.map.episode_limit,
             family="smac",
             description=f"SMAC-style battle: {_roster(self.map.allies)} vs "
-            f"{_roster(self.map.enemies)}",
+            f"{_roster(self.map.enemies)}; eps {self.map.default_eps:g} on features in "
+            "[0, 1] (distances /9, health, shield) and [-1, 1] (rel x, y /9)",
+            default_eps=self.map.default_eps,
+            **obs_space(self.layout),
         )
         enemy_pool = (self.table.hp_max + self.table.shield_max)[n:].sum().item()
         self.max_reward = REWARD_DEATH * m + REWARD_WIN + enemy_pool
@@ -118,12 +124,10 @@ class SmacLite(VecEnv):
         self._dirs = torch.tensor(_DIRECTIONS, device=dev)  # [6, 2]
         self._ally_start = torch.tensor(ALLY_START, device=dev)
         self._others = other_allies(n, dev)  # [n, n-1]
-        self._home = torch.cat(
-            [
-                _formation(n, ALLY_START, -1.0, dev),
-                _formation(m, ENEMY_START, +1.0, dev),
-            ]
-        )  # [U, 2]
+        ally_slots, self._jitter_group = _smac_order(
+            self.map.allies, _formation(n, ALLY_START, -1.0, dev)
+        )
+        self._home = torch.cat([ally_slots, _formation(m, ENEMY_START, +1.0, dev)])  # [U, 2]
         B, U = self.B, self.n_units
         zeros = torch.zeros(B, U, device=dev)
         self.units = CombatState(
@@ -148,6 +152,15 @@ class SmacLite(VecEnv):
         s, tb = self.units, self.table
         B, U = self.B, self.n_units
         jitter = (self.rand(B, U, 2) * 2 - 1) * JITTER  # [B, U, 2]
+        # Slots sharing a column share their x, so jitter alone would decide SMAC's order
+        # by x among them: the smaller x jitters go to the lower agent indices of each such
+        # group (groups are contiguous and 4 apart in key, more than any jitter spread).
+        n = self.n_agents
+        jx = jitter[:, :n, 0]
+        by_x = (self._jitter_group * 4.0 + jx).argsort(dim=1, stable=True)  # [B, n]
+        jitter = torch.cat(
+            [torch.stack([jx.gather(1, by_x), jitter[:, :n, 1]], -1), jitter[:, n:]], 1
+        )
         r1, r2 = rows[:, None], rows[:, None, None]
         s.pos = torch.where(r2, self._home + jitter, s.pos)
         s.hp = torch.where(r1, tb.hp_max.expand(B, U), s.hp)
@@ -323,6 +336,30 @@ class SmacLite(VecEnv):
 def _roster(units: tuple[str, ...]) -> str:
     counts = {u: units.count(u) for u in dict.fromkeys(units)}
     return " + ".join(f"{c} {u}{'s' if c > 1 else ''}" for u, c in counts.items())
+
+
+def _smac_order(allies: tuple[str, ...], slots: torch.Tensor):
+    """Ally slots [n, 2] in SMAC's agent order, and the jitter group [n] of each agent.
+
+    SMAC numbers its agents by sorting the allied units on (unit type, x, y) (`init_units`).
+    Each unit type keeps its formation slots, reordered by (x, y), so that agent i of a type
+    stands at the smaller (x, y); agents of a type that share a column (same x) form one
+    jitter group, inside which reset hands the smaller x jitters to the lower indices.
+    """
+    kinds = list(dict.fromkeys(allies))
+    if allies != tuple(k for k in kinds for _ in range(allies.count(k))):
+        raise ScenarioError("SMAC agents must be listed grouped by unit type")
+    order, groups, last = [], [], None
+    xy = slots.tolist()
+    for kind in kinds:
+        mine = [i for i, u in enumerate(allies) if u == kind]
+        for i in sorted(mine, key=lambda i: (xy[i][0], xy[i][1])):
+            key = (kind, xy[i][0])
+            groups.append(groups[-1] + (key != last) if groups else 0)
+            order.append(i)
+            last = key
+    index = torch.tensor(order, dtype=torch.long, device=slots.device)
+    return slots[index], torch.tensor(groups, dtype=torch.float32, device=slots.device)
 
 
 def _formation(count: int, centre: tuple[float, float], back: float, device) -> torch.Tensor:

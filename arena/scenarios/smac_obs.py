@@ -9,7 +9,11 @@ Observation of agent i (zeros when i is dead):
   move (4) | per enemy [attackable, distance, rel_x, rel_y, health, (shield), (type…)]
            | per other ally [visible, distance, rel_x, rel_y, health, (shield), (type…)]
            | own [health, (shield), (type…)]
-Distances are divided by the sight range; units out of sight (or dead) give zeros.
+Distances are divided by the sight range; units out of sight (or dead) give zeros. Type
+bits of allies follow the map's ally types (stalker, zealot) and those of enemies SMAC's
+enemy numbering (zealot, stalker), in the observation and in the state alike.
+Feature ranges (`obs_space`): move, attackable, visible and type bits are 0/1, distance,
+health and shield lie in [0, 1], rel_x and rel_y in [-1, 1].
 State: per ally [health, cooldown, rel_x, rel_y, (shield), (type…)] | per enemy [health,
 rel_x, rel_y, (shield), (type…)] | last actions of all agents, one-hot. Positions are
 relative to the map centre and divided by the map size; dead units give zeros.
@@ -65,6 +69,7 @@ class SmacLayout:
     @classmethod
     def for_map(cls, spec: MapSpec) -> SmacLayout:
         types = tuple(f"type:{k}" for k in spec.type_names)
+        enemy_types = tuple(f"type:{k}" for k in spec.enemy_type_names)
         ally_sh = ("shield",) if spec.ally_shields else ()
         enemy_sh = ("shield",) if spec.enemy_shields else ()
         seen = ("distance", "rel_x", "rel_y", "health")
@@ -73,11 +78,11 @@ class SmacLayout:
             n_enemies=len(spec.enemies),
             type_names=spec.type_names,
             move=Layout(MOVE_FEATURES),
-            enemy=Layout(("attackable",) + seen + enemy_sh + types),
+            enemy=Layout(("attackable",) + seen + enemy_sh + enemy_types),
             ally=Layout(("visible",) + seen + ally_sh + types),
             own=Layout(("health",) + ally_sh + types),
             ally_state=Layout(("health", "cooldown", "rel_x", "rel_y") + ally_sh + types),
-            enemy_state=Layout(("health", "rel_x", "rel_y") + enemy_sh + types),
+            enemy_state=Layout(("health", "rel_x", "rel_y") + enemy_sh + enemy_types),
         )
 
     @property
@@ -108,6 +113,44 @@ class SmacLayout:
     @property
     def state_dim(self) -> int:
         return self.state_blocks()["last_action"].stop
+
+
+# Range and standard group of each observation feature, by name.
+_BINARY = ("move_north", "move_south", "move_east", "move_west", "attackable", "visible")
+_RANGE = {"distance": (0.0, 1.0), "rel_x": (-1.0, 1.0), "rel_y": (-1.0, 1.0),
+          "health": (0.0, 1.0), "shield": (0.0, 1.0)}
+_GROUP = {"distance": "position", "rel_x": "position", "rel_y": "position",
+          "health": "scalar", "shield": "scalar"}
+
+
+def obs_space(lay: SmacLayout) -> dict:
+    """ScenarioSpec keyword arguments `obs_low`, `obs_high`, `obs_groups` of a map.
+
+    Groups: "binary" (move, attackable, visible and type bits), "position" (distance,
+    rel_x, rel_y), "scalar" (health, shield); the blocks "move", "enemy", "ally", "own"; and
+    one group per feature name across blocks ("distance", "rel_x", "rel_y", "health",
+    "shield", "type").
+    """
+    names = list(lay.move.names)
+    block = ["move"] * len(lay.move)
+    for layout, count, name in ((lay.enemy, lay.n_enemies, "enemy"),
+                                (lay.ally, lay.n_agents - 1, "ally"), (lay.own, 1, "own")):
+        names += list(layout.names) * count
+        block += [name] * (len(layout) * count)
+    low, high, groups = [], [], {}
+    for i, (name, where) in enumerate(zip(names, block)):
+        binary = name in _BINARY or name.startswith("type:")
+        lo, hi = (0.0, 1.0) if binary else _RANGE[name]
+        low.append(lo)
+        high.append(hi)
+        kind = "binary" if binary else _GROUP[name]
+        feature = "type" if name.startswith("type:") else name
+        for group in (kind, where, feature):
+            groups.setdefault(group, []).append(i)
+    groups = {k: tuple(v) for k, v in groups.items() if not k.startswith("move_")}
+    for k in ("binary", "position", "scalar"):
+        groups.setdefault(k, ())
+    return {"obs_low": tuple(low), "obs_high": tuple(high), "obs_groups": groups}
 
 
 def _slices(sizes: dict[str, int]) -> dict[str, slice]:

@@ -26,6 +26,9 @@ MOVE_AMOUNT = 2.0  # a move action's target point lies this far away (SMAC's _mo
 SHIELD_REGEN_DELAY = 10.0  # seconds without damage before shields regenerate
 SHIELD_REGEN_RATE = 2.0  # shield points per second
 
+# StarCraft II's own unit ids of the units that appear as enemies with unit-type bits.
+SC2_UNIT_ID = {"zealot": 73, "stalker": 74}
+
 ALLY_START = (9.0, 16.0)
 ENEMY_START = (23.0, 16.0)
 
@@ -80,6 +83,7 @@ class MapSpec:
     allies: tuple[str, ...]
     enemies: tuple[str, ...]
     episode_limit: int
+    default_eps: float = 0.2  # observation-attack budget (Guo et al., robust QMIX)
 
     @property
     def type_names(self) -> tuple[str, ...]:
@@ -90,6 +94,20 @@ class MapSpec:
         """
         kinds = tuple(dict.fromkeys(self.allies))
         return kinds if len(kinds) > 1 else ()
+
+    @property
+    def enemy_type_names(self) -> tuple[str, ...]:
+        """The unit types of the enemies' type one-hot, in SMAC's order.
+
+        SMAC's `get_unit_type_id` numbers allies from the map's own unit types (stalker
+        first, then zealot) but enemies by StarCraft II's ids less 73 on the stalkers-and-
+        zealots maps (zealot 73, stalker 74), so enemy bits read [zealot, stalker] while ally
+        bits read [stalker, zealot].
+        """
+        kinds = self.type_names
+        if set(kinds) == {"stalker", "zealot"}:
+            return tuple(sorted(kinds, key=SC2_UNIT_ID.__getitem__))
+        return kinds
 
     @property
     def ally_shields(self) -> bool:
@@ -117,12 +135,14 @@ MAPS: dict[str, MapSpec] = {
             _line_up((2, "stalker"), (3, "zealot")),
             _line_up((2, "stalker"), (3, "zealot")),
             120,
+            default_eps=0.05,
         ),
         MapSpec(
             "3s5z",
             _line_up((3, "stalker"), (5, "zealot")),
             _line_up((3, "stalker"), (5, "zealot")),
             150,
+            default_eps=0.05,
         ),
     )
 }

@@ -22,12 +22,19 @@ n agents (3) must cover n landmarks (3) in 25 steps. What this wrapper fixes:
   reset distribution) from `self.rng`, and write them into the VMAS world; VMAS's own random
   state is never used after construction (its noise terms are 0 in this scenario), so the
   same seed gives the same trajectory, and the global torch RNG is left untouched.
+- Observation bounds (`obs_space`): VMAS's world has no walls, so the declared ranges are a
+  worst-case envelope (every step pushed by the largest action and contact forces, from the
+  start box [−1, 1]²): about ±55 in position and ±24 in speed for 3 agents and 25 steps,
+  while random play stays within about ±3. ε is in world units: the start box is 2 wide
+  and an agent's radius 0.15, so the default ε = 0.2 moves an apparent position by 1.3
+  radii.
 - Freezing: VMAS steps every row; the positions and velocities of finished rows are put back
   after each step, and their cached observation is returned.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +59,35 @@ class SpreadConfig:
             raise ScenarioError(f"n_agents must be at least 1, got {self.n_agents}")
         if self.episode_limit < 1:
             raise ScenarioError(f"episode_limit must be at least 1, got {self.episode_limit}")
+
+
+def obs_space(env, n: int, episode_limit: int) -> dict:
+    """ScenarioSpec keyword arguments `obs_low`, `obs_high`, `obs_groups` of a VMAS world.
+
+    Per axis, a step adds at most (u_range + (n − 1) · contact force · deepest penetration)
+    · dt / mass to the speed after drag, and speed · dt to the position.
+    """
+    world, agent = env.world, env.world.agents[0]
+    radius = agent.shape.radius
+    margin = world._contact_margin
+    depth = margin * math.log1p(math.exp(2 * radius / margin))  # softplus penetration at 0
+    force = agent.u_range + (n - 1) * world._collision_force * depth
+    speed, reach = 0.0, 1.0
+    for _ in range(episode_limit):
+        speed = speed * (1 - world._drag) + force / agent.mass * world.dt
+        reach += speed * world.dt
+    spans = [("own_position", 2, reach), ("velocity", 2, speed),
+             ("landmarks", 2 * n, 1.0 + reach), ("others", 2 * (n - 1), 2 * reach)]
+    low, high, groups, i = [], [], {}, 0
+    for name, size, bound in spans:
+        low += [-bound] * size
+        high += [bound] * size
+        groups[name] = tuple(range(i, i + size))
+        i += size
+    groups["position"] = groups["own_position"] + groups["landmarks"] + groups["others"]
+    groups["scalar"] = groups["velocity"]
+    groups["binary"] = ()
+    return {"obs_low": tuple(low), "obs_high": tuple(high), "obs_groups": groups}
 
 
 def _make_vmas(batch_size: int, device: torch.device, n_agents: int):
@@ -81,6 +117,7 @@ class Spread(VecEnv):
         super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
         self.cfg = cfg = config_from_options(SpreadConfig, options, "spread")
         n = cfg.n_agents
+        self._env = _make_vmas(self.B, self.device, n)
         self.spec = ScenarioSpec(
             name="spread",
             n_agents=n,
@@ -92,10 +129,11 @@ class Spread(VecEnv):
             family="mpe",
             description=(
                 f"MPE simple_spread (VMAS): {n} agents cover {n} landmarks, "
-                f"{cfg.episode_limit} steps, shared reward"
+                f"{cfg.episode_limit} steps, shared reward; eps in world units (start box 2 wide)"
             ),
+            default_eps=0.2,
+            **obs_space(self._env, n, cfg.episode_limit),
         )
-        self._env = _make_vmas(self.B, self.device, n)
         self._agents = self._env.world.agents
         self._landmarks = self._env.world.landmarks
         self._to_vmas = torch.tensor(MPE_TO_VMAS, device=self.device)

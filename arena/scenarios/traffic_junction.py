@@ -26,6 +26,11 @@ channels, the number of other cars in each cell and whether the cell is road (ce
 the grid are 0 on both), then its route one-hot, τ / episode_limit and its (row, col)
 divided by size − 1. An inactive slot's only available action is brake (index 1).
 
+Feature ranges and groups (`obs_space`): the other-car counts lie in [0, max_cars − 1]
+("scalar", "cars"), road and route bits are 0/1 ("binary", "road", "route"), τ / limit lies
+in [0, 1] ("scalar", "time") and the position in [0, 1] ("position"): one cell is 1/(size −
+1) of a position feature (1/6 at size 7).
+
 State: the car count of every grid cell, then per slot the active flag, (row, col) / (size −
 1), route one-hot and τ / episode_limit (zeros for an inactive slot).
 
@@ -82,6 +87,20 @@ class TrafficJunctionConfig:
         return self.size * self.size + self.max_cars * (1 + 2 + N_ROUTES + 1)
 
 
+def obs_space(cfg: TrafficJunctionConfig) -> dict:
+    """ScenarioSpec keyword arguments `obs_low`, `obs_high`, `obs_groups` of the task."""
+    K = cfg.window_cells
+    spans = {"cars": (0, K), "road": (K, 2 * K), "route": (2 * K, 2 * K + N_ROUTES),
+             "time": (2 * K + N_ROUTES, 2 * K + N_ROUTES + 1),
+             "position": (2 * K + N_ROUTES + 1, cfg.obs_dim)}
+    groups = {k: tuple(range(*v)) for k, v in spans.items()}
+    groups["binary"] = groups["road"] + groups["route"]
+    groups["scalar"] = groups["cars"] + groups["time"]
+    high = [1.0] * cfg.obs_dim
+    high[:K] = [float(cfg.max_cars - 1)] * K
+    return {"obs_low": (0.0,) * cfg.obs_dim, "obs_high": tuple(high), "obs_groups": groups}
+
+
 def route_cells(size: int) -> list[list[tuple[int, int]]]:
     """The cells (row, col) of each route, in driving order."""
     mid = size // 2
@@ -110,8 +129,11 @@ class TrafficJunction(VecEnv):
             family="traffic_junction",
             description=(
                 f"traffic junction (easy): {cfg.size}x{cfg.size} grid, two one-way roads, "
-                f"up to {cfg.max_cars} cars, add rate {cfg.add_rate}, {cfg.episode_limit} steps"
+                f"up to {cfg.max_cars} cars, add rate {cfg.add_rate}, {cfg.episode_limit} steps; "
+                f"eps 0.2 = {0.2 * (cfg.size - 1):g} cells of the position features"
             ),
+            default_eps=0.2,
+            **obs_space(cfg),
         )
         S, dev = cfg.size, self.device
         self.path_len = S

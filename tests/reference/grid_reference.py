@@ -29,6 +29,7 @@ class GridReference:
         self.agents = where[c.n_walls : c.n_walls + c.n_agents]
         self.prey = where[c.n_walls + c.n_agents :]
         self.alive = [True] * c.n_prey
+        self.frozen = [False] * c.n_agents  # a removed agent's position is None
         self.t = 0
         self.done = False
         self.won = False
@@ -40,7 +41,7 @@ class GridReference:
         c = self.c
         reward = 0.0
         for i in agent_order:
-            if actions[i] >= 4:  # stay and catch keep the agent in place
+            if self.frozen[i] or actions[i] >= 4:  # stay and catch keep the agent in place
                 continue
             target = self._shift(self.agents[i], actions[i])
             if target is None:
@@ -51,7 +52,7 @@ class GridReference:
             elif blocker == "agent":
                 reward += c.collision_penalty
 
-        catching = [actions[i] == CATCH for i in range(c.n_agents)]
+        catching = [actions[i] == CATCH and not self.frozen[i] for i in range(c.n_agents)]
         caught = []
         for j, (pos, alive) in enumerate(zip(self.prey, self.alive)):
             if not alive:
@@ -64,6 +65,13 @@ class GridReference:
         for i in range(c.n_agents):
             if catching[i] and not any(_touching(self.agents[i], self.prey[j]) for j in caught):
                 reward += c.miscatch_penalty
+        if c.freeze:
+            for i in range(c.n_agents):
+                if catching[i] and any(_touching(self.agents[i], self.prey[j]) for j in caught):
+                    self.frozen[i] = True
+            for i in range(c.n_agents):
+                if self.frozen[i]:
+                    self.agents[i] = None
         for j in caught:
             reward += c.prey_rewards[self.prey_type[j]]
             self.alive[j] = False
@@ -89,7 +97,13 @@ class GridReference:
         r = c.view_radius
         self._content = self._snapshot()
         obs, avail, seen = [], [], []
-        for i, (row, col) in enumerate(self.agents):
+        for i, where in enumerate(self.agents):
+            if self.frozen[i]:  # removed: sees nothing, may only stay
+                obs.append([0.0] * c.obs_dim)
+                seen.append(False)
+                avail.append([False] * 4 + [True, False])
+                continue
+            row, col = where
             feats, saw = [], False
             for channel in range(c.n_obs_channels):
                 for dr in range(-r, r + 1):
@@ -134,7 +148,8 @@ class GridReference:
             if alive:
                 content[pos] = ("prey", self.prey_type[j])
         for pos in self.agents:
-            content[pos] = ("agent",)
+            if pos is not None:
+                content[pos] = ("agent",)
         return content
 
     def _entity_at(self, cell):
@@ -164,6 +179,8 @@ class GridReference:
 
 
 def _touching(a, b) -> bool:
+    if a is None or b is None:
+        return False
     return abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
 
 
@@ -199,6 +216,7 @@ def run_differential(env, steps: int, seed: int, catch_bias: float = 4.0) -> dic
 
     gen = torch.Generator().manual_seed(seed + 1)
     counts = {"episodes": 0, "wins": 0, "caught": 0, "failed_catches": 0, "collisions": 0,
+              "frozen": 0,
               "trigger_seen": int(ts.info["trigger_seen"].sum())}
     for t in range(steps):
         weight = ts.avail.float().cpu()
@@ -226,6 +244,7 @@ def run_differential(env, steps: int, seed: int, catch_bias: float = 4.0) -> dic
         for key in ("caught", "failed_catches", "collisions"):
             counts[key] += int(ts.info[key].sum())
         counts["trigger_seen"] += int(ts.info["trigger_seen"].sum())
+        counts["frozen"] += sum(sum(ref.frozen) for ref in refs)
     return counts
 
 
