@@ -126,6 +126,9 @@ _BUDGET = (
     Param("norm", "choice", "linf", "norm of the ε-ball", choices=("linf", "l2")),
     Param("targets", "targets", "all", "attacked agents: all, a count, or indices like 0,2"),
     Param("freq", "float", 1.0, "fraction of steps attacked", 0.0, 1.0),
+    Param("clip", "bool", True, "clip perturbed observations to the scenario's feature bounds"),
+    Param("groups", "str", "all",
+          "perturbed features: all, or the scenario's feature groups, comma-separated (e.g. position)"),
 )
 _SURROGATE = Param(
     "surrogate", "str", "", "black-box access: take gradients of this policy instead of the victim"
@@ -200,12 +203,45 @@ register(
         + (
             Param("algo", "choice", "pa_ad", "network family", choices=("pa_ad",)),
             Param("steps", "int", 1, "actor gradient steps (1: targeted FGSM)", 1, 200),
+            Param("director", "choice", "ppo", "director learner (PPO, as in PA-AD)",
+                  choices=("ppo",)),
         ),
     )
 )
-register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)"))
-register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)"))
+# Team network sizes as `network_config` (policies.learners.train_defender) writes them. The
+# upper bounds keep one team under ~10^8 parameters: a GRU of width h holds ~6·h² weights,
+# so a typo like hidden=1000000 is refused before anything is allocated.
+_AGENT = (
+    Param("hidden", "int", 64, "agent width (GRU or feed-forward)", 1, 2048),
+    Param("use_rnn", "bool", True, "GRU agent; false: EPyMARL's feed-forward agent"),
+    Param("obs_last_action", "bool", True,
+          "the agent also sees its last action (PyMARL obs_last_action)"),
+    Param("obs_agent_id", "bool", True, "the agent also sees its id (PyMARL obs_agent_id)"),
+)
+_QMIX_MIXER = (
+    Param("embed", "int", 32, "QMIX mixing embedding width", 1, 1024),
+    Param("hypernet_hidden", "int", 64, "QMIX hypernetwork hidden width", 1, 2048),
+    Param("hypernet_layers", "int", 2, "QMIX hypernetwork depth (PyMARL hypernet_layers)", 1, 2),
+)
+register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)",
+              _AGENT + _QMIX_MIXER))
+register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)", _AGENT))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
+
+
+def check_targets(config: dict[str, Any], n_agents: int, scenario: str) -> None:
+    """A `targets` value that fits a scenario with `n_agents` agents (indices below it, a
+    count at most it); KindError otherwise."""
+    targets = config.get("targets", "all")
+    if targets == "all" or targets is None:
+        return
+    if isinstance(targets, (list, tuple)):
+        bad = [i for i in targets if int(i) >= n_agents]
+        if bad:
+            raise KindError(f"targets {','.join(map(str, targets))}: scenario {scenario} has "
+                            f"{n_agents} agents (indices 0..{n_agents - 1})")
+    elif int(targets) > n_agents:
+        raise KindError(f"targets={targets}: scenario {scenario} has only {n_agents} agents")
 
 
 def get_kind(name: str) -> Kind:

@@ -9,14 +9,15 @@ and one is drawn per episode.
 from __future__ import annotations
 
 from arena.payoff import Lineup
+from arena.rollout import stream_salt
 from arena.scenarios import spec as scenario_spec
 from policies.errors import PolicyError
-from policies.kinds import KindError, get_kind
+from policies.kinds import KindError, check_targets, get_kind
 from policies.observation import atla, pa_ad  # noqa: F401  (they register their builders)
-from policies.observation.attacks import ATTACKS, build_attack
+from policies.observation.attacks import ATTACKS, build_attack, feature_mask
 from policies.observation.learned import LEARNED_ATTACKERS
 from policies.teams.stacked_team import StackedTeam
-from policies.weights import load_named
+from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
 TEAM_KINDS = ("qmix", "vdn")
@@ -57,7 +58,8 @@ class _Teams:
         full = self.lg.resolve(ref)
         if full in self.refs:  # mixtures repeat members: read and verify each once
             return self.refs.index(full)
-        rec = self.lg.get(full)
+        rec = self.lg.get(full, usable=True)
+        check_finite(rec.weights, rec.ref)
         check_role(rec, "defender")
         check_scenario(rec, self.scenario)
         if rec.kind not in TEAM_KINDS:
@@ -97,16 +99,16 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
     teams = _Teams(lg, scenario, device)
     members = []
     for ref in defenders:
-        info = lg.info(ref)
+        info = lg.info(ref, usable=True)
         check_role(info, "defender")
         check_scenario(info, scenario)
         members.append([(teams.member(r), w) for r, w in members_of(info)])
-    objs, freq, surrogates, att_members = [], [], {}, []
+    objs, freq, surrogates, att_members, salts = [], [], {}, [], []
     for ref in attackers:
         if ref == NO_ATTACK:
             refs = [(NO_ATTACK, 1.0)]
         else:
-            info = lg.info(ref)
+            info = lg.info(ref, usable=True)
             check_role(info, "attacker")
             check_scenario(info, scenario)
             refs = members_of(info)
@@ -116,8 +118,9 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
                 entry.append((len(objs), w))
                 objs.append(build_attack("none", {}, spec.n_agents))
                 freq.append(1.0)
+                salts.append(stream_salt(NO_ATTACK))
                 continue
-            rec = lg.get(r)
+            rec = lg.get(r, usable=True)
             check_role(rec, "attacker")
             check_scenario(rec, scenario)
             entry.append((len(objs), w))
@@ -126,21 +129,27 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
                 surrogates[len(objs)] = sur
             objs.append(obj)
             freq.append(f)
+            salts.append(stream_salt(rec.ref))
         att_members.append(entry)
     team = StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device) if teams.agents else None
     return Lineup(team=team, defenders=list(defenders), members=members,
                   attackers=list(attackers), attacker_objs=objs, freq=freq,
-                  surrogates=surrogates, attacker_members=att_members)
+                  surrogates=surrogates, attacker_members=att_members, attacker_salts=salts)
 
 
 def _attacker(lg, rec, spec, scenario, device):
+    check_finite(rec.weights, rec.ref)
     kind = get_kind(rec.kind)
     try:
         config = kind.make_config(rec.config) if kind.params else dict(rec.config)
-    except KindError as exc:
+        # a scenario-free attacker (scenario "any") meets its scenario only here
+        check_targets(config, spec.n_agents, scenario)
+        feature_mask(config.get("groups", "all"), spec)  # its feature groups, too
+    except (KindError, PolicyError) as exc:
         raise PolicyError(f"{rec.ref}: {exc}") from None
     if rec.kind in ATTACKS:
-        obj = build_attack(rec.kind, config, spec.n_agents)
+        # the scenario supplies the feature groups and the bounds the attack clips to
+        obj = build_attack(rec.kind, config, spec.n_agents, spec)
     elif rec.kind in LEARNED_ATTACKERS:
         obj = LEARNED_ATTACKERS[rec.kind](rec, spec, device)
     else:

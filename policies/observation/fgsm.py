@@ -11,6 +11,13 @@ so the perturbed observation o + δ lowers the probability of the clean greedy a
 variant replaces sign(g) by g / ‖g‖₂, normalised per agent. Perturbations act on the
 (already normalised) observation vector; every row and agent of the batch is attacked with
 a single forward and a single backward pass.
+
+Valid perturbations. A feature mask m ∈ {0,1}^d restricts the attack to some features (e.g.
+the positions): the step is taken along m ⊙ g, so the whole budget goes to those features.
+Bounds [l, h] per feature (the scenario's range of each observation feature) make the result
+an observation the environment could produce: õ = clip(o + δ, l, h). A bound box and an L∞
+ball intersect in a box, so clipping after the projection onto the ball is the exact
+projection onto the feasible set for L∞ (and a feasible point for L2).
 """
 
 from __future__ import annotations
@@ -37,6 +44,22 @@ def agent_mask_like(agent_mask: torch.Tensor | None, obs: torch.Tensor) -> torch
         return torch.ones(B, n, 1, device=obs.device, dtype=obs.dtype)
     m = torch.as_tensor(agent_mask, device=obs.device).bool()
     return m.expand(B, n).unsqueeze(-1).to(obs.dtype)
+
+
+def clip_to_box(
+    obs: torch.Tensor, adv: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor | None
+) -> torch.Tensor:
+    """adv [B, n, d] clipped per feature to [low, high] [d], widened to contain obs.
+
+    Widening by the clean value means an entry that already lies outside the declared bounds
+    is never moved by the clip (untouched agents and features stay exactly as they were), and
+    each clipped coordinate only moves towards obs, so the result stays in the ε-ball.
+    """
+    if low is None:
+        return adv
+    lo = torch.minimum(low.to(obs), obs)
+    hi = torch.maximum(high.to(obs), obs)
+    return torch.minimum(torch.maximum(adv, lo), hi)
 
 
 def greedy_actions(q: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
@@ -69,12 +92,17 @@ def fgsm(
     norm: str = "linf",
     agent_mask: torch.Tensor | None = None,
     avail: torch.Tensor | None = None,
+    feature_mask: torch.Tensor | None = None,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Perturbed observations [B, n, obs] within the ε-ball of `norm` around `obs`.
 
     `agent_mask` ([B, n] or [n] bool) selects the attacked agents; the others keep their
     observation. With `avail` [B, n, A], the greedy action and the softmax range over
-    available actions only. The result carries no gradient.
+    available actions only. `feature_mask` [obs] (bool) restricts the step to those features;
+    `low`, `high` [obs] clip the result to the feature bounds (see `clip_to_box`). The result
+    carries no gradient.
     """
     check_norm(norm)
     x = obs.detach().clone().requires_grad_(True)  # [B, n, obs]
@@ -82,5 +110,7 @@ def fgsm(
     u = greedy_actions(q.detach(), avail)  # [B, n]
     loss = cross_entropy_per_agent(q, u, avail).sum()
     (grad,) = torch.autograd.grad(loss, x)
+    if feature_mask is not None:
+        grad = grad * feature_mask.to(grad)  # before normalising: the group gets the full budget
     delta = eps * normalised_step(grad, norm) * agent_mask_like(agent_mask, obs)
-    return (obs.detach() + delta).detach()
+    return clip_to_box(obs.detach(), obs.detach() + delta, low, high).detach()

@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 from policies.errors import PolicyError
-from policies.observation.attacks import target_mask
+from policies.observation.attacks import feature_bounds, feature_mask, target_mask
+from policies.observation.fgsm import clip_to_box
 from policies.weights import load_named
 
 # kind name → builder(record, scenario spec, device) → a deterministic attacker module.
@@ -61,11 +62,16 @@ class LearnedAttacker(nn.Module):
     Subclasses implement `act(obs, q_fn, avail, state, generator)` → (õ [R, n, o], sample),
     where `sample` holds what PPO needs per attacked agent ("x", "xv", "action", "logp",
     "value", ...; leading dims [R, m]); with `generator=None` the action is deterministic.
+
+    `spec` (the scenario) supplies the feature groups (config "groups") and the feature bounds
+    that õ is clipped to (config "clip", default true); without it the attacker perturbs every
+    feature, unclipped. Groups and bounds are buffers, not weights: they follow the module's
+    device and stay out of the stored weights.
     """
 
     algo = ""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, spec=None):
         super().__init__()
         self.config = dict(config)
         self.eps = float(config["eps"])
@@ -75,6 +81,20 @@ class LearnedAttacker(nn.Module):
         self.n_agents = int(config["n_agents"])
         mask = target_mask(config.get("targets", "all"), self.n_agents)
         self.register_buffer("idx", mask.nonzero().flatten(), persistent=False)  # [m]
+        features = feature_mask(config.get("groups", "all"), spec)  # bool [o] or None
+        low, high = feature_bounds(bool(config.get("clip", True)), spec)
+        self.register_buffer("features", None if features is None else features.float(),
+                             persistent=False)
+        self.register_buffer("low", low, persistent=False)
+        self.register_buffer("high", high, persistent=False)
+
+    def restrict(self, delta: torch.Tensor) -> torch.Tensor:
+        """δ [..., o] with the features outside the attacked groups zeroed."""
+        return delta if self.features is None else delta * self.features.to(delta)
+
+    def valid(self, obs: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """õ clipped to the feature bounds (widened to contain o: see `fgsm.clip_to_box`)."""
+        return clip_to_box(obs, seen, self.low, self.high)
 
     # ObservationAttacker protocol (arena.rollout)
     def reset(self, rows: int, device) -> None:

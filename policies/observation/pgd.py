@@ -8,6 +8,10 @@ Objectives ℓ (summed over the batch; one backward pass per iteration for the w
 - "ce": CE(softmax Q(õ), u) with u the greedy action of the clean observation, as FGSM;
 - "gap": max_{a≠u} Q(õ, a) − Q(õ, u), the Q-gap that the policy regulariser of Guo et al.
   (2023, §IV-B) maximises in its inner problem.
+
+With a feature mask the step follows m ⊙ ∇ℓ; with bounds every iterate is clipped to the
+feature bounds after the projection onto the ball (`fgsm.clip_to_box`), so the gradient is
+always taken at an observation the environment could produce.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from policies.observation.fgsm import (
     QFn,
     agent_mask_like,
     check_norm,
+    clip_to_box,
     cross_entropy_per_agent,
     greedy_actions,
     normalised_step,
@@ -64,26 +69,38 @@ def pgd(
     avail: torch.Tensor | None = None,
     objective: str = "ce",
     init_delta: torch.Tensor | None = None,
+    feature_mask: torch.Tensor | None = None,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Perturbed observations [B, n, obs] within the ε-ball around `obs` (no gradient).
 
     `agent_mask` ([B, n] or [n] bool) selects the attacked agents; `generator` seeds the
     random start; `avail` restricts the greedy action and the objective to available actions.
     `init_delta` [B, n, obs] is a given starting point inside the ball (it replaces the random
-    start: the match engine draws it from per-episode streams).
+    start: the match engine draws it from per-episode streams). `feature_mask` [obs] (bool)
+    restricts the perturbation to those features; `low`, `high` [obs] are the feature bounds.
     """
     check_norm(norm)
     if objective not in ("ce", "gap"):
         raise ValueError(f"unknown PGD objective {objective!r}; known: ce, gap")
     obs = obs.detach()
     mask = agent_mask_like(agent_mask, obs)  # [B, n, 1]
+    fmask = None if feature_mask is None else feature_mask.to(obs)  # [obs]
+    if fmask is not None:
+        mask = mask * fmask  # [B, n, obs]
     with torch.no_grad():
         u = greedy_actions(q_fn(obs), avail)  # [B, n]
+
+    def feasible(delta):
+        # the clip only shrinks coordinates towards o, so the iterate stays in the ball
+        return clip_to_box(obs, obs + delta, low, high) - obs if low is not None else delta
+
     delta = torch.zeros_like(obs)
     if init_delta is not None:
-        delta = project(init_delta.to(obs), eps, norm) * mask
+        delta = feasible(project(init_delta.to(obs), eps, norm) * mask)
     elif random_start:
-        delta = random_in_ball(obs.shape, eps, norm, obs.device, generator) * mask
+        delta = feasible(random_in_ball(obs.shape, eps, norm, obs.device, generator) * mask)
     for _ in range(steps):
         x = (obs + delta).requires_grad_(True)
         q = q_fn(x)
@@ -92,5 +109,8 @@ def pgd(
         else:
             loss = q_gap(q, u, avail).sum()
         (grad,) = torch.autograd.grad(loss, x)
-        delta = project(delta + step_size * normalised_step(grad, norm), eps, norm) * mask
-    return (obs + delta).detach()
+        if fmask is not None:
+            grad = grad * fmask  # before normalising: the group gets the full step
+        delta = feasible(project(delta + step_size * normalised_step(grad, norm), eps, norm) * mask)
+    # clip the observation itself once more: o + (õ − o) can round past a bound by one ulp
+    return clip_to_box(obs, obs + delta, low, high).detach()
