@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from commands import bench, interop, league, play, solve, train
+from commands import bench, interop, league, play, reproduce, solve, train
 from commands.common import Ctx
 
 EXIT_USAGE = 2
@@ -170,7 +170,7 @@ def _set_threads() -> None:
     torch.set_num_threads(int(os.environ.get("ARENA_THREADS", "1")))
 
 
-for _module in (league, play, solve, train, bench, interop):
+for _module in (league, play, solve, train, bench, interop, reproduce):
     for _cmd in _module.COMMANDS:
         main.add_command(_with_global_options(_cmd))
 

@@ -7,18 +7,85 @@ from pathlib import Path
 
 import click
 
-from commands.common import Ctx, emit, json_option, split_names, default_scenario, print_solution
+from commands.common import (Ctx, default_scenario, emit, json_option, num, print_solution,
+                             split_names, stderr_console)
 
 
-def _league_game(ctx: Ctx, scenario: str | None, metric: str):
+def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=()):
+    """(scenario, game, left_out): the named rows and columns must be filled; without names,
+    the largest filled sub-table of the default players is solved and `left_out` says what
+    it dropped."""
     from policies.evaluate import default_players
-    from solvers.tables import game_from_table
+    from policies.names import resolve_for
+    from solvers.tables import filled_subgame, game_from_table
 
     scenario = scenario or default_scenario(ctx)
     with ctx.open("r") as lg:
-        defenders, attackers = default_players(lg, scenario)
-        table = lg.payoff(scenario, defenders, attackers)
-    return scenario, game_from_table(table, metric)
+        d_all, a_all = default_players(lg, scenario)
+        d = [resolve_for(lg, r, scenario) for r in defenders] or d_all
+        a = [resolve_for(lg, r, scenario) for r in attackers] or a_all
+        table = lg.payoff(scenario, d, a)
+    if defenders and attackers:
+        return scenario, game_from_table(table, metric), None
+    game, drop_d, drop_a, empty = filled_subgame(table, metric)
+    if defenders and drop_d or attackers and drop_a:
+        named = "defenders" if defenders and drop_d else "attackers"
+        raise click.UsageError(f"the table has {empty} empty cell(s) among the given {named}; "
+                               f"fill them with `arena matrix` or leave out "
+                               f"{', '.join(drop_d if named == 'defenders' else drop_a)}")
+    left_out = {"defenders": drop_d, "attackers": drop_a, "empty_cells": empty} if empty else None
+    return scenario, game, left_out
+
+
+def _left_out_line(left_out: dict, scenario) -> str:
+    from arena.plots import short
+
+    parts = [f"{len(v)} {k[:-1] + ('s' if len(v) > 1 else '')} ("
+             + ", ".join(short(x, scenario) for x in v) + ")"
+             for k, v in (("defenders", left_out["defenders"]),
+                          ("attackers", left_out["attackers"])) if v]
+    return (f"left out {' and '.join(parts)} to solve the filled sub-table "
+            f"({left_out['empty_cells']} empty cell(s); `arena matrix` fills them)")
+
+
+def _solver_options(method: str, iterations, alpha) -> dict:
+    if iterations is not None and method != "rd":
+        raise click.UsageError("--iterations is an option of --method rd")
+    if alpha is not None and method != "alpharank":
+        raise click.UsageError("--alpha is an option of --method alpharank")
+    opts = {}
+    if iterations is not None:
+        opts["iterations"] = iterations
+    if alpha is not None:
+        opts["alpha"] = alpha
+    return opts
+
+
+class _Bar:
+    """A transient rich progress bar on stderr (nothing with --quiet or --json)."""
+
+    def __init__(self, ctx: Ctx, label: str, total: int, unit: str = ""):
+        self.enabled = not (ctx.quiet or ctx.json)
+        self.total = total
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn(unit),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                transient=True, console=stderr_console())
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total, info="")
+
+    def update(self, done: int, info: str = "") -> None:
+        if self.enabled:
+            self.bar.update(self.task, completed=min(done, self.total), info=info)
+
+    def stop(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+            self.enabled = False
 
 
 @click.command()
@@ -28,53 +95,87 @@ def _league_game(ctx: Ctx, scenario: str | None, metric: str):
 @click.option("--metric", type=click.Choice(["return", "win"]), default="return", show_default=True)
 @click.option("--matrix", "matrix_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Solve this CSV instead (header = attackers, first column = defenders).")
+@click.option("--defenders", multiple=True,
+              help="Rows to solve, comma-separated (default: every defender of the scenario).")
+@click.option("--attackers", multiple=True,
+              help="Columns to solve, comma-separated (default: every attacker and none).")
 @click.option("--bootstrap", "n_boot", default=0, show_default=True,
               help="Bootstrap resamples of the cell means for intervals (0 = none).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--iterations", type=click.IntRange(1, 10_000_000),
+              help="rd: Euler steps of the replicator dynamics (default 10,000); raise it when "
+                   "the exploitability stays high.")
+@click.option("--alpha", type=click.FloatRange(0, min_open=True),
+              help="alpharank: selection intensity on the [0, 1]-normalised table (default 100).")
 @json_option
 @click.pass_obj
-def solve(ctx: Ctx, scenario, method, metric, matrix_file, n_boot, seed):
+def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers, n_boot, seed,
+          iterations, alpha):
     """Solve the payoff table: each side's mixture, the value and the exploitability.
 
     The game is zero-sum: the defender maximises the team return (or win rate), the attacker
-    minimises it.
+    minimises it. Without --defenders/--attackers, a table with empty cells (after a PSRO run
+    or a new policy) is solved on its filled part: rows and columns with the most empty
+    cells are left out one at a time until every cell left is filled, and one line says
+    which.
 
     \b
     Examples:
       arena solve --method lp --bootstrap 200
-      arena solve --method alpharank --metric win
+      arena solve --method alpharank --metric win --alpha 10
+      arena solve --method rd --iterations 100000
+      arena solve --defenders qmix,qmix_fgsm --attackers none,fgsm,pgd
       arena solve --matrix table.csv --json
     """
     from solvers.meta import solve as run_solver
-    from solvers.tables import Game, worst_attack
+    from solvers.tables import Game, worst_attacks
 
+    options = _solver_options(method, iterations, alpha)
+    left_out = None
     if matrix_file:
         from solvers.matrix_io import read_csv
 
-        defenders, attackers, M = read_csv(matrix_file)
-        game, source = Game(defenders, attackers, M), str(matrix_file)
+        if defenders or attackers:
+            raise click.UsageError("--defenders/--attackers pick from the league's table, "
+                                   "not a CSV")
+        names_d, names_a, M = read_csv(matrix_file)
+        game, source = Game(names_d, names_a, M), str(matrix_file)
         if n_boot:
             raise click.UsageError("--bootstrap needs the league's per-cell statistics, not a CSV")
     else:
-        scenario, game = _league_game(ctx, scenario, metric)
+        scenario, game, left_out = _league_game(ctx, scenario, metric, split_names(defenders),
+                                                split_names(attackers))
         source = f"{ctx.league} ({scenario}, {metric})"
-    sol = run_solver(game.M, method)
-    j, worst = worst_attack(game, sol.defender)
+    sol = run_solver(game.M, method, **options)
+    tied, worst = worst_attacks(game, sol.defender)
     data = {"source": source, "defenders": game.defenders, "attackers": game.attackers,
-            **sol.to_dict(), "worst_attack": game.attackers[j], "worst_attack_value": worst}
+            **sol.to_dict(), "worst_attack": game.attackers[tied[0]],
+            "worst_attacks": [game.attackers[j] for j in tied], "worst_attack_value": worst,
+            "left_out": left_out}
     boot = None
     if n_boot:
         from solvers.bootstrap import bootstrap
 
-        boot = bootstrap(game.M, game.std, game.count, method=method, n=n_boot, seed=seed)
+        bar = _Bar(ctx, "bootstrap", n_boot, "tables")
+        try:
+            boot = bootstrap(game.M, game.std, game.count, method=method, n=n_boot, seed=seed,
+                             on_progress=lambda k, n: bar.update(k), **options)
+        finally:
+            bar.stop()
         data["bootstrap"] = {"n": n_boot, "value": [boot.value_lo, boot.value_hi],
                              "defender": [boot.defender_lo.tolist(), boot.defender_hi.tolist()],
                              "attacker": [boot.attacker_lo.tolist(), boot.attacker_hi.tolist()]}
 
     def human():
+        if left_out:
+            click.echo(_left_out_line(left_out, scenario))
         print_solution(game, sol, boot, source, scenario)
-        click.echo(f"most dangerous attack against this defender mixture: {game.attackers[j]} "
-                   f"(leaves {worst:.3f})")
+        if len(tied) == 1:
+            click.echo(f"most dangerous attack against this defender mixture: "
+                       f"{game.attackers[tied[0]]} (leaves {num(worst)})")
+        else:
+            click.echo(f"most dangerous attacks against this defender mixture, tied: "
+                       f"{', '.join(game.attackers[j] for j in tied)} (each leaves {num(worst)})")
 
     emit(ctx, data, human)
 
@@ -130,11 +231,27 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
         if not cfg.defenders:
             raise click.UsageError("give the starting defenders with --defenders")
 
+    bars: list[_Bar] = []
+
+    def close_bar():
+        while bars:
+            bars.pop().stop()
+
     def event(msg):
+        close_bar()
         if not (ctx.quiet or ctx.json):
             click.echo(f"  {msg}", err=True)
 
+    def oracle(name, steps):  # one bar per oracle training, over its environment steps
+        close_bar()
+        bars.append(_Bar(ctx, f"  {name}", steps, "steps"))
+
+    def progress(p: dict):
+        if bars:
+            bars[-1].update(int(p.get("steps", 0)), _progress_info(p))
+
     def show(it):
+        close_bar()
         if not (ctx.quiet or ctx.json):
             click.echo(_iteration_line(it.__dict__))
 
@@ -142,23 +259,40 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
         with ctx.open("r") as lg:
             taken = {r.run_id for r in lg.runs()}
         run_name = next(f"psro{k}" for k in range(1, len(taken) + 2) if f"psro{k}" not in taken)
-    run_id, its, refs = run_league_psro(ctx.open, cfg, resume_run or run_name,
-                                        resume=bool(resume_run), on_event=event,
-                                        on_iteration=show)
+    try:
+        run_id, its, refs = run_league_psro(ctx.open, cfg, resume_run or run_name,
+                                            resume=bool(resume_run), on_event=event,
+                                            on_iteration=show, on_oracle=oracle,
+                                            on_progress=progress)
+    finally:
+        close_bar()
     data = {"run": run_id, "iterations": [it.__dict__ for it in its],
             "defender_mixture": refs[0], "attacker_mixture": refs[1]}
     emit(ctx, data, lambda: click.echo(
         f"run {run_id}: value {its[-1].value:.3f}; mixtures stored as {refs[0]} and {refs[1]}"))
 
 
+def _progress_info(p: dict) -> str:
+    parts = []
+    for key, fmt in (("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
+                     ("victim_return", "victim return {:.2f}"), ("victim_win", "victim win {:.0%}"),
+                     ("steps_per_s", "{:,.0f} steps/s")):
+        if p.get(key) is not None:
+            parts.append(fmt.format(p[key]))
+    return "  ".join(parts)
+
+
 def _iteration_line(it: dict) -> str:
+    from solvers.exploitability import iteration_nash_conv
+
     gains = ""
     if it.get("gain_attacker") is not None:
-        gains = (f"  exploitability {it['gain_attacker'] + it['gain_defender']:+.3f} (gain att "
-                 f"{it['gain_attacker']:+.3f}, def {it['gain_defender']:+.3f})  added "
+        gains = (f"  NashConv {num(iteration_nash_conv(it), '.3f')} "
+                 f"(gain att {num(it['gain_attacker'], '+.3f')}, def "
+                 f"{num(it['gain_defender'], '+.3f')})  added "
                  f"{it['new_attacker']}, {it['new_defender']}")
     return (f"iteration {it['iteration']}: {len(it['defenders'])}×{len(it['attackers'])}  "
-            f"value {it['value']:.3f}{gains}")
+            f"value {num(it['value'])}{gains}")
 
 
 @click.group(invoke_without_command=True)
@@ -204,12 +338,16 @@ def runs_show(ctx: Ctx, run_id, plot):
     if plot:
         from arena.plots import curves
 
-        done = [i for i in its if i.get("gain_attacker") is not None]
-        curves([i["iteration"] for i in done],
-               {"value": [i["value"] for i in done],
-                "exploitability (best-response gains)":
-                    [i["gain_attacker"] + i["gain_defender"] for i in done]},
-               plot, f"PSRO {run_id}", "iteration")
+        # the last iteration is solved but trains no response: it has a value, no gains
+        from solvers.exploitability import iteration_nash_conv
+
+        gains = [iteration_nash_conv(i) for i in its]
+        on = run.config.get("psro", {}).get("scenario")
+        curves([i["iteration"] for i in its],
+               {"game value (meta-strategies)": [i["value"] for i in its],
+                "NashConv (Σ max(0, best-response gain))": gains},
+               plot, f"PSRO {run_id}" + (f" on {on}" if on else ""), "iteration",
+               ylabel="team return")
     data = {"run": run.run_id, "config": run.config, "iterations": its}
 
     def human():

@@ -6,6 +6,18 @@ from __future__ import annotations
 import click
 
 from commands.common import Ctx, emit, json_option, TrainProgress, StopOnInterrupt, default_scenario
+from commands.options import SEED, scenario_name
+
+
+def policy_name(_ctx, param, value: str) -> str:
+    """NAME of the policy to store: checked before training, not after it."""
+    from store import StoreError
+    from store.records import check_name
+
+    try:
+        return check_name(value, "policy name")
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
 @click.group()
@@ -13,33 +25,117 @@ def train():
     """Train defenders and attackers; each run is stored as a new league version."""
 
 
+def parse_seeds(_ctx, param, value):
+    """--seeds 0,1,2: one training per seed, each a member of the family NAME."""
+    if value is None:
+        return None
+    try:
+        seeds = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seeds as integers separated by commas, "
+                                 f"e.g. 0,1,2", param=param) from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed, e.g. 0,1,2", param=param)
+    if any(not 0 <= s < 2**63 for s in seeds):
+        raise click.BadParameter("seeds lie in 0 … 2^63 − 1", param=param)
+    if len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r} repeats a seed", param=param)
+    return seeds
+
+
+SEEDS_HELP = ("Train one policy per seed, stored as NAME.s<seed> (e.g. NAME.s0, NAME.s1), "
+              "one after the other; each provenance records family = NAME and its seed.")
+
+
+def family_runs(name: str, seed: int, seeds: list[int] | None) -> list[tuple[str, int]]:
+    """(stored name, seed) of each run: NAME alone, or NAME.s<seed> per seed of --seeds.
+
+    The member names use only the characters the league allows (store.records.check_name); the
+    `.s<seed>` suffix never reads as a scenario suffix (`qmix.3m`) since no scenario is so named.
+    """
+    if seeds is None:
+        return [(name, seed)]
+    if click.get_current_context().get_parameter_source("seed").name == "COMMANDLINE":
+        raise click.UsageError("give --seed for one run or --seeds for several, not both")
+    from store import StoreError
+    from store.records import check_name
+
+    runs = [(f"{name}.s{s}", s) for s in seeds]
+    try:
+        for member, _ in runs:
+            check_name(member, "policy name")
+    except StoreError as exc:
+        raise click.UsageError(str(exc)) from None
+    return runs
+
+
+class _Notes:
+    """Progress events that carry a "note" (e.g. a weak adversary round) are told at once on
+    stderr as well as kept for the summary; the rest go to the bar."""
+
+    def __init__(self, ctx: Ctx, bar):
+        self.ctx, self.bar, self.notes = ctx, bar, []
+
+    def __call__(self, p: dict) -> None:
+        if p.get("note"):
+            self.notes.append(p["note"])
+            if not self.ctx.quiet:
+                click.echo(f"note: {p['note']}", err=True)
+        self.bar.update(p)
+
+
 @train.command("defender")
-@click.argument("name")
+@click.argument("name", callback=policy_name)
 @click.option("--algo", type=click.Choice(["qmix", "vdn"]), default="qmix", show_default=True)
-@click.option("--scenario", required=True)
+@click.option("--scenario", required=True, callback=scenario_name)
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad"]),
-              help="Robust training: FGSM perturbations, or alternating with a learned adversary.")
-@click.option("--rounds", default=2, show_default=True, help="Alternation rounds (--adv atla|pa_ad).")
-@click.option("--attacker-steps", default=30_000, show_default=True,
-              help="Adversary training steps per round (--adv atla|pa_ad).")
-@click.option("--eps", "adv_eps", default=0.2, show_default=True, help="ε of --adv / --reg.")
-@click.option("--reg", type=click.Choice(["policy"]), help="Policy regularisation (hinge).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
+@click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad", "none"]),
+              help="Robust training: FGSM perturbations, or alternating with a learned adversary "
+                   "(atla|pa_ad); none: no perturbation (with --reg policy: the regulariser "
+                   "alone).")
+@click.option("--rounds", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Alternation rounds (--adv atla|pa_ad).")
+@click.option("--attacker-steps", default=30_000, show_default=True, type=click.IntRange(min=1),
+              help="Adversary training steps per round (--adv atla|pa_ad); the one adversary "
+                   "is continued from round to round.")
+@click.option("--attacker-cap", type=click.IntRange(min=1),
+              help="Most adversary steps in a round whose adversary stays weak "
+                   "(default: twice --attacker-steps).")
+@click.option("--weak-fraction", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="An adversary is weak when the team keeps this fraction of its clean return "
+                   "under it; its round is extended, then flagged.")
+@click.option("--eps", "adv_eps", default=0.2, show_default=True,
+              help="ε of --adv / --reg, and of the FGSM and PGD-10 test points.")
+@click.option("--reg", type=click.Choice(["policy"]),
+              help="Policy regularisation (hinge; Guo et al. 2023 §IV-B): trains under FGSM "
+                   "perturbations of ε --eps unless --adv says otherwise.")
 @click.option("--kappa", default=0.1, show_default=True, help="Regulariser weight (2nd half).")
 @click.option("--hinge", "hinge_c", default=10.0, show_default=True, help="Hinge floor c.")
 @click.option("--init", "init_ref", help="Start from this stored defender's weights.")
-@click.option("--test-every", default=10_000, show_default=True)
+@click.option("--test-every", default=10_000, show_default=True,
+              help="Steps between test points (clean, FGSM, PGD-10 and the learned adversary).")
+@click.option("--test-attacks/--no-test-attacks", default=True, show_default=True,
+              help="Also play each test point under FGSM, PGD-10 (ε --eps) and the learned "
+                   "adversary; a PGD-10 test costs about ten clean ones.")
 @json_option
 @click.pass_obj
-def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, rounds,
-                       attacker_steps, adv_eps, reg, kappa, hinge_c, init_ref, test_every):
+def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds, adv, rounds,
+                       attacker_steps, attacker_cap, weak_fraction, adv_eps, reg, kappa, hinge_c,
+                       init_ref, test_every, test_attacks):
     """Train a QMIX or VDN team and store it as NAME (a new version).
+
+    With --reg policy the team trains under FGSM perturbations (ε = --eps), as the paper's
+    recipe (start from a trained clean team with --init); --adv none keeps the observations
+    clean, --adv atla|pa_ad lets the learned adversary perturb them instead. With --seeds,
+    one team per seed is trained and stored as NAME.s<seed>.
 
     \b
     Examples:
       arena train defender qmix --algo qmix --scenario 3m --steps 200000
+      arena train defender qmix --scenario 3m --seeds 0,1,2   # qmix.s0, qmix.s1, qmix.s2
       arena train defender qmix_fgsm --scenario 3m --adv fgsm --eps 0.2
       arena train defender qmix_reg --scenario 3m --reg policy --init qmix
       arena train defender qmix_paad --scenario 3m --adv pa_ad --init qmix --rounds 2
@@ -47,10 +143,12 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, r
     from arena.core import resolve_device
     from arena.scenarios import spec as scenario_spec
     from policies.build import base_provenance
-    from policies.learners.train_defender import DefenderTrainConfig, train_defender
+    from policies.learners.train_defender import (DefenderTrainConfig, train_defender,
+                                                  training_perturbation)
 
     scenario_spec(scenario)  # unknown scenario: one line before any work
-    init, parent = None, None
+    runs = family_runs(name, seed, seeds)
+    init, init_config, parent = None, None, None
     if init_ref:
         from policies.names import resolve_for
 
@@ -59,58 +157,100 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, adv, r
         if rec.kind not in ("qmix", "vdn") or rec.scenario != scenario:
             raise click.UsageError(f"--init {rec.ref} is a {rec.kind} team for {rec.scenario}, "
                                    f"not a qmix/vdn team for {scenario}")
-        init, parent = rec.weights, rec.ref
+        init, init_config, parent = rec.weights, rec.config, rec.ref
     elif reg:
         click.echo("note: the regulariser is meant to start from a trained clean model (--init)",
                    err=True)
     learned_adv = adv in ("atla", "pa_ad")
-    cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,
-                              adv=None if learned_adv else adv, adv_eps=adv_eps, reg=reg,
-                              kappa=kappa, hinge_c=hinge_c, init=init, test_every=test_every,
-                              device=str(resolve_device(ctx.device)))
-    with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
-        if learned_adv:
-            from policies.observation.adversarial_training import train_robust_defender
+    out = []
+    with StopOnInterrupt() as stopper:
+        for run_name, run_seed in runs:
+            cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs,
+                                      seed=run_seed, adv=None if learned_adv else adv,
+                                      adv_eps=adv_eps, reg=reg, kappa=kappa, hinge_c=hinge_c,
+                                      init=init, init_config=init_config, test_every=test_every,
+                                      test_attacks=test_attacks,
+                                      device=str(resolve_device(ctx.device)))
+            with TrainProgress(ctx, steps, f"train {run_name}") as bar:
+                notes = _Notes(ctx, bar)
+                if learned_adv:
+                    from policies.observation.adversarial_training import train_robust_defender
 
-            result = train_robust_defender(cfg, adv, rounds, attacker_steps, bar.update,
-                                           lambda: stopper.stop)
-        else:
-            result = train_defender(cfg, on_progress=bar.update, should_stop=lambda: stopper.stop)
-    prov = base_provenance(**{**result.provenance, "parent": parent, "partial": result.partial,
-                              "trained_against": f"{adv} eps={adv_eps}" if adv else None})
-    with ctx.open("a") as lg:
-        ref = lg.add_policy(name, "defender", algo, scenario, result.config, result.weights, prov)
-    data = {"ref": ref, "partial": result.partial,
-            **{k: prov.get(k) for k in ("steps", "final_test_return", "final_test_win", "wall_time_s")}}
+                    result = train_robust_defender(cfg, adv, rounds, attacker_steps, notes,
+                                                   lambda: stopper.stop,
+                                                   weak_fraction=weak_fraction,
+                                                   attacker_cap=attacker_cap)
+                else:
+                    result = train_defender(cfg, on_progress=notes,
+                                            should_stop=lambda: stopper.stop)
+            perturbation = training_perturbation(cfg, learned_adv)
+            against = (f"{adv} eps={adv_eps}" if learned_adv else
+                       f"fgsm eps={adv_eps}" if perturbation == "fgsm" else None)
+            prov = base_provenance(**{**result.provenance, "parent": parent,
+                                      "partial": result.partial, "trained_against": against,
+                                      "family": name if seeds is not None else None,
+                                      "seed": run_seed})
+            with ctx.open("a") as lg:
+                ref = lg.add_policy(run_name, "defender", algo, scenario, result.config,
+                                    result.weights, prov)
+            data = {"ref": ref, "partial": result.partial,
+                    **{k: prov.get(k) for k in ("steps", "final_test_return", "final_test_win",
+                                                "final_fgsm_return", "final_pgd_return",
+                                                "final_adv_return", "wall_time_s")}}
+            if notes.notes:
+                data["notes"] = notes.notes
+            if seeds is not None:
+                data.update(family=name, seed=run_seed)
+            out.append((data, prov))
+            if result.partial:
+                break  # Ctrl-C: what was learned is stored; the remaining seeds are not run
 
     def human():
-        tag = " (partial)" if result.partial else ""
-        click.echo(f"stored {ref}{tag}: {prov.get('steps', 0):,} steps, "
-                   f"test return {prov.get('final_test_return', float('nan')):.2f}, "
-                   f"win rate {prov.get('final_test_win', float('nan')):.0%}")
+        for data, prov in out:
+            tag = " (partial)" if data["partial"] else ""
+            robust = ", ".join(f"{what} {prov[key]:.2f}" for key, what in
+                               (("final_fgsm_return", "under FGSM"),
+                                ("final_pgd_return", "under PGD-10"),
+                                ("final_adv_return", "under the adversary"))
+                               if prov.get(key) is not None)
+            click.echo(f"stored {data['ref']}{tag}: {prov.get('steps', 0):,} steps, "
+                       f"test return {prov.get('final_test_return', float('nan')):.2f}"
+                       + (f" ({robust})" if robust else "")
+                       + f", win rate {prov.get('final_test_win', float('nan')):.0%}")
 
-    emit(ctx, data, human)
+    emit(ctx, _family_output(name, seeds, [d for d, _ in out]), human)
+
+
+def _family_output(name: str, seeds, runs: list[dict]) -> dict:
+    """One run: its record as before; --seeds: the family and one record per member."""
+    if seeds is None:
+        return runs[0]
+    return {"family": name, "seeds": seeds, "refs": [r["ref"] for r in runs], "runs": runs,
+            "partial": any(r["partial"] for r in runs)}
 
 
 @train.command("attacker")
-@click.argument("name")
+@click.argument("name", callback=policy_name)
 @click.option("--algo", type=click.Choice(["atla", "pa_ad"]), default="pa_ad", show_default=True)
 @click.option("--against", "against", required=True, help="The defender (or mixture) to attack.")
-@click.option("--scenario", help="Default: the defender's scenario.")
+@click.option("--scenario", callback=scenario_name, help="Default: the defender's scenario.")
 @click.option("--eps", default=0.2, show_default=True)
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
 @click.option("--steps", default=100_000, show_default=True)
 @click.option("--envs", default=32, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
 @json_option
 @click.pass_obj
-def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps, envs, seed):
+def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps, envs, seed,
+                       seeds):
     """Train a learned observation attacker against a fixed defender; store it as NAME.
 
     \b
     Examples:
       arena train attacker pa_ad --algo pa_ad --against qmix --eps 0.2
       arena train attacker atla --algo atla --against qmix_fgsm --steps 200000
+      arena train attacker pa_ad --against qmix --seeds 0,1,2   # pa_ad.s0, pa_ad.s1, pa_ad.s2
     """
     from arena.core import resolve_device
     from policies.build import base_provenance
@@ -119,27 +259,62 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
 
     from policies.names import default_scenario, resolve_for
 
+    runs = family_runs(name, seed, seeds)
     with ctx.open("r") as lg:
-        info = lg.info(resolve_for(lg, against, scenario or default_scenario(lg)))
+        info = lg.info(resolve_for(lg, against, scenario, prefer=default_scenario(lg)))
         check_role(info, "defender")
         members = members_of(info)
         recs = [(lg.get(r), w) for r, w in members]
     scenario = scenario or info.scenario
-    cfg = AttackerTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs, seed=seed,
-                              eps=eps, norm=norm, device=str(resolve_device(ctx.device)),
-                              trained_against={r.ref: w for r, w in recs})
-    with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
-        res = train_attacker(cfg, [(r.config, r.weights) for r, _ in recs], [w for _, w in recs],
-                             on_progress=bar.update, should_stop=lambda: stopper.stop)
-    prov = base_provenance(**{**res.provenance, "partial": res.partial,
-                              "trained_against": info.ref})
-    with ctx.open("a") as lg:
-        ref = lg.add_policy(name, "attacker", algo, scenario, res.config, res.weights, prov)
-    data = {"ref": ref, "partial": res.partial, "provenance": prov}
-    emit(ctx, data, lambda: click.echo(
-        f"stored {ref}{' (partial)' if res.partial else ''}: " + ", ".join(
-            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in prov.items() if k.startswith(("victim_", "final_")))))
+    out = []
+    with StopOnInterrupt() as stopper:
+        for run_name, run_seed in runs:
+            cfg = AttackerTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs,
+                                      seed=run_seed, eps=eps, norm=norm,
+                                      device=str(resolve_device(ctx.device)),
+                                      trained_against={r.ref: w for r, w in recs})
+            with TrainProgress(ctx, steps, f"train {run_name}") as bar:
+                res = train_attacker(cfg, [(r.config, r.weights) for r, _ in recs],
+                                     [w for _, w in recs], on_progress=bar.update,
+                                     should_stop=lambda: stopper.stop)
+            prov = base_provenance(**{**res.provenance, "partial": res.partial,
+                                      "trained_against": info.ref,
+                                      "family": name if seeds is not None else None,
+                                      "seed": run_seed})
+            with ctx.open("a") as lg:
+                ref = lg.add_policy(run_name, "attacker", algo, scenario, res.config,
+                                    res.weights, prov)
+            data = {"ref": ref, "partial": res.partial, "provenance": prov}
+            if seeds is not None:
+                data.update(family=name, seed=run_seed)
+            out.append(data)
+            if res.partial:
+                break
+
+    def human():
+        for data in out:
+            click.echo(f"stored {data['ref']}{' (partial)' if data['partial'] else ''}: "
+                       + attack_summary(data["provenance"]))
+
+    emit(ctx, _family_output(name, seeds, out), human)
+
+
+def attack_summary(prov: dict) -> str:
+    """The trained attacker's final evaluation in words (the provenance keeps the raw keys)."""
+    def pair(what, attacked, clean, fmt):
+        if prov.get(attacked) is None:
+            return None
+        text = f"victim {what} under attack {format(prov[attacked], fmt)}"
+        if prov.get(clean) is not None:
+            text += f" (without attack {format(prov[clean], fmt)})"
+        return text
+
+    parts = [pair("return", "final_attacked_return", "final_clean_return", ".2f"),
+             pair("win rate", "final_attacked_win", "final_clean_win", ".0%")]
+    parts = [p for p in parts if p]
+    if prov.get("steps") is not None:
+        parts.append(f"{int(prov['steps']):,} steps")
+    return ", ".join(parts) or "no evaluation recorded"
 
 
 COMMANDS = [train]

@@ -31,9 +31,13 @@ def default_players(lg, scenario: str, final_only: bool = True) -> tuple[list[st
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
     it, the no-attack column first. `final_only` (the default of every table command) leaves
     out PSRO's intermediate best responses; their run's mixture policies stay, and any policy
-    can still be named explicitly."""
+    can still be named explicitly. Adaptive attackers (trained against one defender each by
+    `policies.observation.adaptive`) are never default columns: `arena matrix --adaptive`
+    shows them as one diagonal column per algorithm."""
     def keep(info):
         if info.scenario not in (scenario, "any"):
+            return False
+        if "adaptive" in info.provenance:  # trained against one row: its cell is the diagonal
             return False
         return not (final_only and info.kind != "mixture" and "psro_iteration" in info.provenance)
 
@@ -42,43 +46,92 @@ def default_players(lg, scenario: str, final_only: bool = True) -> tuple[list[st
     return defenders, [NO_ATTACK] + attackers
 
 
+# A fill some of whose cells another process committed meanwhile plans again (a rival's shorter
+# record under the same seed leaves the cell short); every round that does not end the fill was
+# preceded by someone else's commit, so more than two rounds take sustained contention.
+_MAX_ROUNDS = 4
+
+
+def commit(league_open: Callable, scenario: str, cells: list, stats: list, device) -> list:
+    """Append one record per cell in one transaction, re-reading under the write lock what is
+    stored: a cell whose episodes another fill or play committed since the plan is left out
+    (its episodes would be replays). Returns the cells left out."""
+    version = code_version()
+    left_out = []
+    with league_open("a") as lg, lg.transaction():
+        stored = pay.stored_seeds(lg.matches(scenario))
+        for c, st in zip(cells, stats):
+            if pay.is_stored(c, stored):
+                left_out.append(c)
+                continue
+            lg.add_match(pay.to_record(scenario, c, st, str(device), version))
+    return left_out
+
+
+def check_batch(scenario: str, episodes: int, cells: int, device) -> None:
+    """One line before any work when `cells` × `episodes` cannot be one batch in memory."""
+    cap = pay.max_episodes(scenario, device)
+    if episodes * cells <= cap:
+        return
+    need = episodes * cells * pay.episode_bytes(scenario) / 2**30
+    where = f"{cells} cells of {scenario}" if cells > 1 else scenario
+    most = cap // cells
+    raise PolicyError(
+        f"--episodes {episodes} is more than fits in memory: {episodes * cells:,} episodes of "
+        f"{where} need about {need:,.1f} GiB; the largest feasible value is {most:,}"
+        if most else f"{where} do not fit in memory even with one episode each")
+
+
 def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
          attackers: list[str] | None, episodes: int, seed: int = 0, device="auto",
-         on_step=None, on_plan=None, sequential: bool = False) -> FillResult:
+         on_step=None, on_plan=None, sequential: bool = False,
+         pairs: set[tuple[str, str]] | None = None) -> FillResult:
     """Fill the cells of defenders × attackers on `scenario` up to `episodes` each.
 
     `league_open(mode)` opens the league. `sequential=True` plays cell by cell and episode by
-    episode with the same code (the reference the batched fill is measured against).
+    episode with the same code (the reference the batched fill is measured against). Cells that
+    another process filled while this one played are not recorded twice: what is left short
+    is planned and played again. `pairs` (defender ref, attacker ref), when given, are the
+    only cells planned; the table returned still spans defenders × attackers.
     """
     import time
 
     if episodes < 1:
         raise PolicyError("--episodes must be at least 1")
     device = resolve_device(device)
-    with league_open("r") as lg:
-        d_all, a_all = default_players(lg, scenario)
-        defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
-        attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
-        if not defenders:
-            raise PolicyError(f"no defender for scenario {scenario} in the league; "
-                              f"train one with `arena train defender`")
-        table = lg.payoff(scenario, defenders, attackers)
-        cells = pay.plan(table, episodes, seed)
-        lineup = build_lineup(lg, scenario, defenders, attackers, device) if cells else None
-    if on_plan is not None:
-        on_plan(cells)
-    start = time.perf_counter()
     run = pay.run_cells_sequential if sequential else pay.run_cells
-    stats = run(scenario, lineup, cells, device, on_step)
-    seconds = time.perf_counter() - start
-    if cells:
-        version = code_version()
-        with league_open("a") as lg, lg.transaction():
-            for c, st in zip(cells, stats):
-                lg.add_match(pay.to_record(scenario, c, st, str(device), version))
+    ran, seconds = [], 0.0
+    for _ in range(_MAX_ROUNDS):
+        with league_open("r") as lg:
+            if not ran:
+                d_all, a_all = default_players(lg, scenario)
+                defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
+                attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
+                if not defenders:
+                    raise PolicyError(f"no defender for scenario {scenario} in the league; "
+                                      f"train one with `arena train defender`")
+            table = lg.payoff(scenario, defenders, attackers)
+            if not ran:
+                check_batch(scenario, episodes, table.count.size if pairs is None else
+                            len(pairs), device)
+            cells = pay.plan(table, episodes, seed, pay.stored_seeds(lg.matches(scenario))
+                             if (table.count < episodes).any() else None)
+            if pairs is not None:
+                cells = [c for c in cells if (c.defender, c.attacker) in pairs]
+            lineup = build_lineup(lg, scenario, defenders, attackers, device) if cells else None
+        if on_plan is not None:
+            on_plan(cells)
+        if not cells:
+            break
+        start = time.perf_counter()
+        stats = run(scenario, lineup, cells, device, on_step)
+        seconds += time.perf_counter() - start
+        ran += cells
+        if not commit(league_open, scenario, cells, stats, device):
+            break
     with league_open("r") as lg:
         table = lg.payoff(scenario, defenders, attackers)
-    return FillResult(table, cells, sum(c.episodes for c in cells), seconds)
+    return FillResult(table, ran, sum(c.episodes for c in ran), seconds)
 
 
 def infer_scenario(lg, refs: list[str]) -> str:
@@ -91,13 +144,28 @@ def infer_scenario(lg, refs: list[str]) -> str:
     return found.pop()
 
 
+@dataclass
+class PlayResult:
+    record: object  # store.MatchRecord of the episodes played
+    seconds: float
+    recorded: bool  # False when the league already held these episodes (a replayed seed)
+
+
 def play_match(league_open: Callable, defender: str, attacker: str, scenario: str | None,
                episodes: int, seed: int | None, device="auto", on_step=None):
+    """`play_and_record` returning (MatchRecord, seconds)."""
+    res = play_and_record(league_open, defender, attacker, scenario, episodes, seed, device, on_step)
+    return res.record, res.seconds
+
+
+def play_and_record(league_open: Callable, defender: str, attacker: str, scenario: str | None,
+                    episodes: int, seed: int | None, device="auto", on_step=None) -> PlayResult:
     """Play `episodes` new greedy episodes of defender vs attacker and record them.
 
     Without a seed the episodes continue the cell's sequence (seed = episodes already played),
-    so repeated plays add fresh episodes instead of replaying the same ones.
-    Returns (MatchRecord, seconds).
+    so repeated plays add fresh episodes instead of replaying the same ones; when another
+    process took that seed meanwhile, the next one is played. With a seed whose episodes the
+    league already holds, the match is a replay: played and returned, not recorded again.
     """
     import time
 
@@ -106,25 +174,32 @@ def play_match(league_open: Callable, defender: str, attacker: str, scenario: st
     device = resolve_device(device)
     from policies.lineup import check_role
 
-    with league_open("r") as lg:
-        d_info = lg.info(resolve_for(lg, defender, scenario or default_scenario(lg)))
-        check_role(d_info, "defender")
-        if scenario is None and d_info.scenario != "any":
-            scenario = d_info.scenario
-        a_ref = resolve_for(lg, attacker, scenario)
-        refs = [d_info.ref]
-        if a_ref != NO_ATTACK:
-            check_role(lg.info(a_ref), "attacker")
-            refs.append(a_ref)
-        scenario = scenario or infer_scenario(lg, refs)
-        if seed is None:
-            seed = int(lg.payoff(scenario, [d_info.ref], [a_ref]).count[0, 0])
-        lineup = build_lineup(lg, scenario, [d_info.ref], [a_ref], device)
-    cell = pay.Cell(d_info.ref, a_ref, episodes, seed)
-    start = time.perf_counter()
-    (stats,) = pay.run_cells(scenario, lineup, [cell], device, on_step)
-    seconds = time.perf_counter() - start
+    continue_sequence = seed is None
+    seconds = 0.0
+    for _ in range(_MAX_ROUNDS):
+        with league_open("r") as lg:
+            d_info = lg.info(resolve_for(lg, defender, scenario, prefer=default_scenario(lg)))
+            check_role(d_info, "defender")
+            if scenario is None and d_info.scenario != "any":
+                scenario = d_info.scenario
+            a_ref = resolve_for(lg, attacker, scenario)
+            refs = [d_info.ref]
+            if a_ref != NO_ATTACK:
+                check_role(lg.info(a_ref), "attacker")
+                refs.append(a_ref)
+            scenario = scenario or infer_scenario(lg, refs)
+            check_batch(scenario, episodes, 1, device)
+            if continue_sequence:
+                have = int(lg.payoff(scenario, [d_info.ref], [a_ref]).count[0, 0])
+                stored = pay.stored_seeds(lg.matches(scenario, d_info.ref, a_ref)) if have else {}
+                seed = pay.next_seed(0, have, stored.get((d_info.ref, a_ref), ()))
+            lineup = build_lineup(lg, scenario, [d_info.ref], [a_ref], device)
+        cell = pay.Cell(d_info.ref, a_ref, episodes, seed)
+        start = time.perf_counter()
+        (stats,) = pay.run_cells(scenario, lineup, [cell], device, on_step)
+        seconds += time.perf_counter() - start
+        recorded = not commit(league_open, scenario, [cell], [stats], device)
+        if recorded or not continue_sequence:
+            break
     rec = pay.to_record(scenario, cell, stats, str(device), code_version())
-    with league_open("a") as lg, lg.transaction():
-        lg.add_match(rec)
-    return rec, seconds
+    return PlayResult(rec, seconds, recorded)

@@ -39,7 +39,7 @@ def check_scenario(info, scenario: str) -> None:
 
 def agent_from_record(rec, device="cpu"):
     """The GRU agent of a stored team (mixer weights are not needed to act)."""
-    from policies.learners.train_defender import build_networks
+    from policies.teams.networks import build_networks
 
     agent, _ = build_networks(rec.config, device)
     load_named(agent, rec.weights, "agent.", f"agent network of {rec.ref}")

@@ -14,8 +14,12 @@ mis-lead: Achieving Robustness in Multi-Agent Communicative Reinforcement Learni
     until T iterations or both best responses gain less than tol
 
 The gains are measured on the filled table once the responses are in it:
-gain_A = v − σ_D·M[:, π_A'] and gain_D = M[π_D', :]·σ_A − v, where v = σ_D·M·σ_A. Their sum is
-the exploitability (NashConv) of (σ_D, σ_A) against the new responses.
+gain_A = v − σ_D·M[:, π_A'] and gain_D = M[π_D', :]·σ_A − v, where v = σ_D·M·σ_A. An RL oracle
+is not an exact best response: a failed one gains less than nothing. NashConv (Lanctot et al.
+2017, Sec. 3) sums what each player's best response gains, and the best response of a player
+is never worse than the mixture it already has, so each gain enters as max(0, gain):
+NashConv = max(0, gain_A) + max(0, gain_D) ≥ 0. The signed sum is kept as `br_exploitability`
+for older readers; a failed oracle's negative gain cancels a real one there.
 
 The loop talks to the game through `PSROGame` (fill, two oracles), so the same code runs the
 league with RL oracles and a synthetic game whose best responses are exact look-ups.
@@ -30,6 +34,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from solvers.exploitability import nash_conv_of_gains
 from solvers.meta import solve
 
 
@@ -68,7 +73,8 @@ class Iteration:
     gain_defender: float | None = None
     gain_attacker: float | None = None
     value_after: float | None = None
-    br_exploitability: float | None = None  # gain_A + gain_D: NashConv against the new responses
+    br_exploitability: float | None = None  # gain_A + gain_D, signed (a failed oracle cancels)
+    nash_conv: float | None = None  # max(0, gain_A) + max(0, gain_D) against the new responses
     extra: dict = field(default_factory=dict)
 
 
@@ -111,6 +117,7 @@ def run_psro(game: PSROGame, defenders: list[str], attackers: list[str], cfg: PS
             rec.gain_defender = float(M2[d_next.index(new_d)] @ q - sol.value)
             rec.value_after = float(solve(M2, cfg.meta).value)
             rec.br_exploitability = rec.gain_attacker + rec.gain_defender
+            rec.nash_conv = nash_conv_of_gains(rec.gain_attacker, rec.gain_defender)
             defenders, attackers = d_next, a_next
         done.append(rec)
         if on_iteration is not None:

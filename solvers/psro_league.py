@@ -7,8 +7,10 @@
 - defender oracle: a QMIX team fine-tuned from the heaviest defender of the mixture, either
   with FGSM adversarial training (`fgsm`) or against the attacker mixture itself (`mixture`:
   one attacker drawn per episode from σ_A), stored as `<run>_def<k>`.
-The run's config and every iteration go to the league's `/runs/<run>`; at the end the
-meta-strategies are stored as mixture policies `<run>_def` and `<run>_att`.
+The run's config and every iteration go to the league's `/runs/<run>`: populations,
+meta-strategies, value, both best-response gains and their NashConv, Σ max(0, gain)
+(`solvers.psro`); at the end the meta-strategies are stored as mixture policies `<run>_def`
+and `<run>_att`.
 """
 
 from __future__ import annotations
@@ -57,10 +59,12 @@ class LeaguePSROConfig:
 class LeagueGame:
     def __init__(self, league_open: Callable, run_id: str, cfg: LeaguePSROConfig,
                  on_event: Callable[[str], None] | None = None,
-                 on_progress: Callable[[dict], None] | None = None):
+                 on_progress: Callable[[dict], None] | None = None,
+                 on_oracle: Callable[[str, int], None] | None = None):
         self.open, self.run_id, self.cfg = league_open, run_id, cfg
         self.say = on_event or (lambda msg: None)
         self.on_progress = on_progress
+        self.on_oracle = on_oracle or (lambda name, steps: None)
 
     # -- the empirical game -------------------------------------------------------------------
     def payoff(self, defenders, attackers) -> np.ndarray:
@@ -86,6 +90,7 @@ class LeagueGame:
                                   steps=self.cfg.steps_per_oracle, seed=self.cfg.seed + iteration,
                                   eps=self.cfg.eps, device=self.cfg.device,
                                   trained_against={"mixture": dict(zip(refs, weights))})
+        self.on_oracle(name, self.cfg.steps_per_oracle)
         res = train_attacker(cfg, victims, weights, on_progress=self.on_progress)
         prov = base_provenance(**{**res.provenance, "psro_run": self.run_id,
                                   "psro_iteration": iteration})
@@ -102,7 +107,8 @@ class LeagueGame:
             base = lg.get(self._heaviest_defender)
         cfg = DefenderTrainConfig(algo=base.kind, scenario=self.cfg.scenario,
                                   steps=self.cfg.steps_per_oracle, seed=self.cfg.seed + iteration,
-                                  init=base.weights, device=self.cfg.device,
+                                  init=base.weights, init_config=base.config,
+                                  device=self.cfg.device,
                                   adv="fgsm" if self.cfg.defender_oracle == "fgsm" else None,
                                   adv_eps=self.cfg.eps, test_every=self.cfg.steps_per_oracle)
         perturb = None
@@ -113,6 +119,7 @@ class LeagueGame:
                 perturb = MixturePerturb.from_league(lg, self.cfg.scenario, attackers, sigma,
                                                      self.cfg.seed + iteration, self.cfg.device)
         self.say(f"training {name} ({self.cfg.defender_oracle}) from {base.ref}")
+        self.on_oracle(name, self.cfg.steps_per_oracle)
         res = train_defender(cfg, on_progress=self.on_progress, perturb=perturb)
         against = {a: float(w) for a, w in zip(attackers, sigma) if w > 0}
         prov = base_provenance(**{**res.provenance, "parent": base.ref, "psro_run": self.run_id,
@@ -137,8 +144,13 @@ class LeagueGame:
 
 def run_league_psro(league_open: Callable, cfg: LeaguePSROConfig, run_id: str | None = None,
                     resume: bool = False, on_event=None, on_progress=None,
-                    on_iteration: Callable[[Iteration], None] | None = None):
-    """Start (or resume) a run; returns (run_id, iterations, mixture refs)."""
+                    on_iteration: Callable[[Iteration], None] | None = None,
+                    on_oracle: Callable[[str, int], None] | None = None):
+    """Start (or resume) a run; returns (run_id, iterations, mixture refs).
+
+    `on_event(text)`: what happens (cells filled, an oracle starts); `on_oracle(name, steps)`:
+    an oracle named `name` starts training for `steps` environment steps, after which
+    `on_progress(dict)` reports its trainer's progress (a dict with at least `steps`)."""
     from policies.names import resolve_for
 
     cfg.validate()
@@ -153,7 +165,7 @@ def run_league_psro(league_open: Callable, cfg: LeaguePSROConfig, run_id: str | 
             run_id = lg.create_run({"psro": asdict(cfg)}, run_id)
             history = []
 
-    game = LeagueGame(league_open, run_id, cfg, on_event, on_progress)
+    game = LeagueGame(league_open, run_id, cfg, on_event, on_progress, on_oracle)
     if history:  # the heaviest defender is needed by the defender oracle after a resume
         last = history[-1]
         game._heaviest_defender = last["defenders"][int(np.argmax(last["sigma_defender"]))]

@@ -25,8 +25,8 @@ from policies.build import base_provenance
 from policies.interop.layout import agent_layout
 from policies.interop.team_import import import_team
 from policies.kinds import KindError
-from policies.learners.train_defender import (DefenderTrainConfig, DefenderTrainError,
-                                              load_defender, load_team, train_defender)
+from policies.learners.train_defender import DefenderTrainConfig, DefenderTrainError, train_defender
+from policies.teams.networks import load_defender, load_team
 from policies.teams.rnn_agent import QTeam, onehot_actions
 from policies.teams.stacked_team import StackedTeam
 from store import League

@@ -16,10 +16,9 @@ from policies.teams.rnn_agent import QTeam, RNNAgent, agent_input_dim, build_inp
 from policies.learners.train_defender import (
     DefenderTrainConfig,
     DefenderTrainError,
-    load_defender,
-    load_team,
     train_defender,
 )
+from policies.teams.networks import load_defender, load_team
 from policies.teams.vdn import VDNMixer
 from tests.toy_envs import CueMatch
 

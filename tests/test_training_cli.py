@@ -85,9 +85,10 @@ def test_ctrl_c_stores_what_was_learned_as_partial(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "--league", str(lg), "--quiet", "train", "defender",
-         "q.pp7", "--scenario", "pp7", "--steps", "10000000", "--test-every", "2000"],
+         "q.pp7", "--scenario", "pp7", "--steps", "10000000", "--test-every", "2000",
+         "--no-test-attacks"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(5)  # training under way: the start-up and the first greedy test take ~2 s
+    time.sleep(8)  # training under way: the start-up and the first greedy test take ~2 s
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -66,7 +66,8 @@ def import_team(kind: str, scenario: str, source: Path, params: dict | None = No
     `mixer_source`); `params` may state obs_last_action, obs_agent_id, use_rnn, hidden."""
     from arena.scenarios import spec as scenario_spec
     from policies.learners.train_defender import (DefenderTrainConfig, DefenderTrainError,
-                                                  build_networks, network_config)
+                                                  network_config)
+    from policies.teams.networks import build_networks
     from policies.weights import load_named
 
     if kind not in ("qmix", "vdn"):

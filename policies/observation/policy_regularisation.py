@@ -9,6 +9,14 @@ a*_i = argmax_a Q_i(o_i, a), the hinge
 is added to the TD loss as L + κ·L_reg. The inner maximisation over the ε-ball is
 approximated by a few PGD steps on the Q-gap (policies.observation.pgd with objective="gap"); the hinge
 at −c stops pushing once the greedy action leads by a margin c.
+
+Training recipe of the paper (§IV-B): start from a trained QMIX team, and train it UNDER FGSM
+interference (the collected observations are FGSM-perturbed with the run's ε, as in §IV-A)
+with κ = 0 in the first half and κ = 0.1 in the second, c = 10. `policies.learners.
+train_defender` does so: `reg="policy"` implies FGSM perturbation during collection unless
+`adv="none"` asks for clean collection or an external perturbation (a learned adversary of the
+alternating training) replaces it; `arena train defender --reg policy --init TEAM` is the
+recipe, `--adv none` the regulariser alone.
 """
 
 from __future__ import annotations

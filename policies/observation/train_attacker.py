@@ -12,11 +12,20 @@ victims are stacked (policies.teams.stacked_team), so a rollout is one batched c
 Step counting as the defender learner: `steps` counts team steps of live episodes summed over
 the K parallel episodes. The attacker acts at every step during training (`freq` is stored in
 the config and applied by matches only).
+
+Continued training (`init`, an AttackerCheckpoint): ATLA (Zhang et al., "Robust Reinforcement
+Learning on State Observations with Learned Optimal Adversary", ICLR 2021, Alg. 2) keeps one
+adversary for the whole alternation and trains it on against each new victim, rather than a
+fresh one per round: a fresh adversary with a short budget is weaker than the one it replaces.
+A checkpoint carries the weights, Adam's moments and step counts, and how far training got, so
+a continued run is one PPO run split in pieces, up to the victim and the episode seeds.
 """
 
 from __future__ import annotations
 
 import time
+import copy
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -34,7 +43,7 @@ from policies.observation.attacks import NoAttack
 from policies.observation.pa_ad import PAADAttacker, pa_ad_config
 from policies.learners.ppo import PPOConfig, gae, ppo_update
 from policies.teams.stacked_team import StackedTeam
-from policies.learners.train_defender import DefenderTrainError, load_defender
+from policies.teams.networks import TeamError as DefenderTrainError, load_defender
 
 ALGOS = ("atla", "pa_ad")
 _SALT_VICTIM = 0x5EED_A77A
@@ -100,6 +109,36 @@ class AttackerTrainConfig:
         return d
 
 
+def weights_id(weights: dict) -> str:
+    """A short content id of a weight set (names, shapes and values), to tell in a provenance
+    which weights a run started from and which it ended with."""
+    h = hashlib.sha256()
+    for k in sorted(weights):
+        v = np.ascontiguousarray(np.asarray(weights[k], dtype=np.float32))
+        h.update(k.encode())
+        h.update(str(v.shape).encode())
+        h.update(v.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class AttackerCheckpoint:
+    """Where an attacker's PPO training stands: enough to continue it (`train_attacker(init=)`)."""
+
+    config: dict
+    """The attacker's network and budget description (as AttackerTrainResult.config)."""
+    weights: dict[str, np.ndarray]
+    """Its parameters (policy, value and the policy's log σ)."""
+    optimizer: dict | None = None
+    """Adam's state_dict (moments and step counts); None starts Adam afresh on the weights."""
+    steps: int = 0
+    """Environment steps trained so far, over all earlier runs."""
+    iterations: int = 0
+    """PPO iterations so far: a continued run with the same seed plays new episode seeds."""
+    lineage: str = ""
+    """weights_id of the weights the first run started from: one id for one adversary."""
+
+
 @dataclass
 class AttackerTrainResult:
     weights: dict[str, np.ndarray]
@@ -111,11 +150,15 @@ class AttackerTrainResult:
     returns on the same seeds, wall time, learning curve."""
     partial: bool
     """True when should_stop() ended training before the step budget."""
+    checkpoint: AttackerCheckpoint | None = field(default=None, repr=False)
+    """The state to continue this training from (not stored in the league)."""
 
 
-def make_attacker(config: dict) -> LearnedAttacker:
+def make_attacker(config: dict, spec=None) -> LearnedAttacker:
+    """The attacker of `config`; with the scenario `spec`, within its feature groups and bounds
+    (without it: every feature, unclipped)."""
     cls = {"atla": ATLAAttacker, "pa_ad": PAADAttacker}[config["algo"]]
-    return cls(config)
+    return cls(config, spec)
 
 
 def load_victims(victims: list[tuple[dict, dict]], spec, device) -> StackedTeam:
@@ -216,11 +259,14 @@ def train_attacker(
     on_progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     make_env: Callable[[int], VecEnv] | None = None,
+    init: AttackerCheckpoint | None = None,
 ) -> AttackerTrainResult:
     """Train an ATLA or PA-AD attacker against `victims` (config, weights) of stored teams.
 
     With several victims, each episode plays one of them, drawn with `victim_weights`
-    (uniform by default). `make_env(batch_size)` overrides the scenario registry.
+    (uniform by default). `make_env(batch_size)` overrides the scenario registry. `init`
+    continues an earlier training for `cfg.steps` more steps: its weights, Adam state and
+    iteration count (the attacker's budget and shapes must be the ones `cfg` describes).
     """
     cfg.validate()
     t_start = time.perf_counter()
@@ -243,10 +289,17 @@ def train_attacker(
         config = pa_ad_config(spec, cfg.eps, cfg.norm, cfg.targets, cfg.freq, cfg.hidden,
                               cfg.actor_steps)
     try:
-        attacker = make_attacker(config).to(device)
+        attacker = make_attacker(config, spec).to(device)
     except ValueError as exc:
         raise AttackerTrainError(str(exc)) from None
     optimizer = torch.optim.Adam(attacker.parameters(), lr=cfg.ppo.lr, eps=1e-5)
+    start_id = weights_id(attacker.export_weights())
+    lineage, done_before, iter_before = start_id, 0, 0
+    if init is not None:
+        continue_from(init, config, attacker, optimizer, cfg.ppo.lr)
+        start_id = weights_id(init.weights)
+        lineage = init.lineage or start_id
+        done_before, iter_before = int(init.steps), int(init.iterations)
 
     steps, episodes, iteration = 0, 0, 0
     curve: list[dict] = []
@@ -256,7 +309,7 @@ def train_attacker(
         if should_stop is not None and should_stop():
             partial = True
             break
-        seeds = episode_seeds(cfg.seed, iteration * cfg.envs, cfg.envs, device)
+        seeds = episode_seeds(cfg.seed, (iter_before + iteration) * cfg.envs, cfg.envs, device)
         member = draw_members(members, seeds ^ _SALT_VICTIM).to(device)
         attacker.eval()
         roll = play_episodes(env, victim, member, seeds, attacker, gen)
@@ -279,6 +332,10 @@ def train_attacker(
 
     final = evaluate_attack(attacker, victim, members, make_env, cfg)
     wall = time.perf_counter() - t_start
+    out_weights = attacker.export_weights()
+    checkpoint = AttackerCheckpoint(
+        config=config, weights=out_weights, optimizer=copy.deepcopy(optimizer.state_dict()),
+        steps=done_before + steps, iterations=iter_before + iteration, lineage=lineage)
     provenance = {
         "algo": cfg.algo,
         "scenario": spec.name,
@@ -294,8 +351,39 @@ def train_attacker(
         "wall_time_s": round(wall, 2),
         "partial": partial,
         "curve": curve,
+        "start_weights_id": start_id,
+        "weights_id": weights_id(out_weights),
+        "lineage": lineage,
+        "continued_from": ({"weights_id": start_id, "steps": done_before,
+                            "iterations": iter_before} if init is not None else None),
+        "steps_total": done_before + steps,
     }
-    return AttackerTrainResult(attacker.export_weights(), config, provenance, partial)
+    return AttackerTrainResult(out_weights, config, provenance, partial, checkpoint)
+
+
+def continue_from(init: AttackerCheckpoint, config: dict, attacker: LearnedAttacker,
+                  optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Load a checkpoint into a freshly built attacker and its optimizer, in place."""
+    if init.config.get("algo") != config.get("algo"):
+        raise AttackerTrainError(f"the initial attacker is {init.config.get('algo')!r}, "
+                                 f"not {config.get('algo')!r}")
+    differ = sorted(k for k in config if k in init.config and not _same(init.config[k], config[k]))
+    if differ:
+        raise AttackerTrainError("the initial attacker differs from the one to train in "
+                                 + ", ".join(f"{k} ({init.config[k]!r} vs {config[k]!r})"
+                                             for k in differ))
+    attacker.load_weights(init.weights)
+    if init.optimizer is not None:
+        optimizer.load_state_dict(copy.deepcopy(init.optimizer))
+        for group in optimizer.param_groups:
+            group["lr"] = lr  # the learning rate is this run's; the moments are the checkpoint's
+
+
+def _same(a, b) -> bool:
+    """Config values compare as arrays (bounds may be lists or arrays), the rest as values."""
+    if isinstance(a, (str, dict)) or isinstance(b, (str, dict)):
+        return a == b
+    return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
 
 
 def evaluate_attack(attacker, victim, members, make_env, cfg: AttackerTrainConfig) -> dict:

@@ -1,0 +1,108 @@
+"""Regenerating a paper's results table from the league."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from commands.common import Ctx, StepProgress, TrainProgress, emit, json_option
+from commands.options import EPISODES, SEED
+
+PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against State-adversarial "
+                  "Attacks: Table I"}
+
+
+@click.command()
+@click.argument("paper", type=click.Choice(sorted(PAPERS)))
+@click.option("--quick", is_flag=True,
+              help="The shipped starter teams (3m only) and small adaptive-attacker budgets: "
+                   "a few minutes on 2 cores.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default="reproduce_s003", show_default=True,
+              help="Folder of the Markdown report, the heatmaps and results.json.")
+@click.option("--maps", help="Comma-separated maps (default: 2m_vs_1z,3m,3s_vs_3z,2s3z; "
+                             "3m with --quick).")
+@click.option("--models", help="Comma-separated rows (default: qmix,qmix_fgsm,qmix_reg,"
+                               "qmix_atla,qmix_paad).")
+@click.option("--episodes", type=EPISODES, default=32, show_default=True, help="Episodes per cell.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=2_000_000, show_default=True,
+              help="Training steps of each model (not with --quick).")
+@click.option("--attacker-steps", type=click.IntRange(min=1),
+              help="Steps of each adaptive ATLA/PA-AD attacker  [default: 100000; 2048 with "
+                   "--quick]")
+@click.option("--robust-attacker-steps", type=click.IntRange(min=1), default=30_000,
+              show_default=True, help="Adversary steps per round of the ATLA/PA-AD-trained models.")
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Alternation rounds of the ATLA/PA-AD-trained models.")
+@json_option
+@click.pass_obj
+def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, attacker_steps,
+              robust_attacker_steps, rounds):
+    """Regenerate a paper's table: trains (or reuses) what it needs, fills, reports.
+
+    s003: Table I of Guo et al. (2023) on 2m_vs_1z, 3m, 3s_vs_3z and 2s3z (ε 0.2; 0.05 on
+    2s3z): vanilla, FGSM-trained, regularised, ATLA- and PA-AD-trained QMIX under no attack,
+    random noise, FGSM, PGD and ATLA/PA-AD attackers trained against each model. Every trained
+    policy is stored at once, so an interrupted run resumes where it stopped.
+
+    \b
+    Examples:
+      arena reproduce s003 --quick --out report/
+      arena reproduce s003 --maps 3m,2s3z --steps 1000000
+    """
+    import time
+
+    from policies import reproduce_s003 as s003
+
+    def names(text, default):
+        return [x.strip() for x in text.split(",") if x.strip()] if text else list(default)
+
+    cfg = s003.ReproduceConfig(
+        maps=names(maps, ["3m"] if quick else s003.MAPS), models=names(models, s003.MODELS),
+        quick=quick, episodes=episodes, seed=seed, steps=steps, attacker_steps=attacker_steps,
+        robust_attacker_steps=robust_attacker_steps, rounds=rounds, device=ctx.device)
+    quiet = ctx.quiet or ctx.json
+    bars: list = []
+
+    def close():
+        while bars:
+            bars.pop().__exit__(None, None, None)
+
+    def say(text):
+        close()
+        if not quiet:
+            click.echo(f"  {text}", err=True)
+
+    def train(name, n):
+        close()
+        bars.append(TrainProgress(ctx, n, f"train {name}").__enter__())
+
+    def fill(scenario):
+        from arena.scenarios import spec
+
+        close()
+        return StepProgress(ctx, spec(scenario).episode_limit, f"fill {scenario}")
+
+    hooks = s003.Hooks(say=say, train=train, progress=lambda p: bars[-1].update(p) if bars else None,
+                       done=close, fill=fill)
+    start = time.perf_counter()
+    try:
+        report, results = s003.reproduce(ctx.open, cfg, out, hooks)
+    finally:
+        close()
+    seconds = time.perf_counter() - start
+    data = {"paper": paper, "report": str(report), "seconds": seconds,
+            "heatmaps": [r.heatmap for r in results],
+            "maps": {r.scenario: {"models": r.models, "columns": r.columns, "win": r.win,
+                                  "return": r.ret, "trained": r.trained} for r in results}}
+
+    def human():
+        click.echo(report.read_text(), nl=False)
+        click.echo(f"\nreport written to {report} ({seconds:.0f} s)")
+
+    emit(ctx, data, human)
+
+
+COMMANDS = [reproduce]

@@ -1,0 +1,126 @@
+"""Team networks from stored records and back: the architecture a config names, the agent and
+mixer it builds, and the named float arrays the league keeps.
+
+A config holds the scenario's sizes and the architecture fields (`ARCHITECTURE`); fields added
+later (the PyMARL input flags, the feed-forward agent, one-layer hypernetworks) default to their
+first meaning, so every stored team still loads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch.nn as nn
+
+from policies.errors import PolicyError
+from policies.teams.qmix import QMixer
+from policies.teams.rnn_agent import QTeam, RNNAgent, make_agent
+from policies.teams.vdn import VDNMixer
+
+ALGOS = ("qmix", "vdn")
+
+
+class TeamError(PolicyError):
+    """A team config or its weights do not make a network (one line for the user)."""
+
+
+# Config fields that fix the shapes and the computation of a team beyond the scenario's sizes.
+ARCHITECTURE = ("hidden", "use_rnn", "obs_last_action", "obs_agent_id", "embed",
+                "hypernet_hidden", "hypernet_layers")
+
+
+def agent_inputs(config: dict) -> list[str]:
+    return (["obs"] + (["last_action_onehot"] if config.get("obs_last_action", True) else [])
+            + (["agent_id_onehot"] if config.get("obs_agent_id", True) else []))
+
+
+def architecture_of(weights: dict, config: dict) -> dict:
+    """The architecture fields of a stored team's weights (shapes only), for `init` without
+    its config; an input layout the shapes cannot settle is an error naming both flags."""
+    from policies.interop.layout import agent_layout, mixer_layout
+    from policies.kinds import KindError
+
+    agent = {k[len("agent."):]: v for k, v in weights.items() if k.startswith("agent.")}
+    mixer = {k[len("mixer."):]: v for k, v in weights.items() if k.startswith("mixer.")}
+    try:
+        out = agent_layout(agent, int(config["obs_dim"]), int(config["n_actions"]),
+                           int(config["n_agents"]), where="the initial weights",
+                           scenario=f"scenario {config['scenario']}")
+        if config["algo"] == "qmix" and mixer:
+            out.update(mixer_layout(mixer, int(config["n_agents"]), int(config["state_dim"]),
+                                    where="the initial mixer weights",
+                                    scenario=f"scenario {config['scenario']}"))
+    except KindError as exc:
+        raise TeamError(str(exc)) from None
+    return out
+
+
+def build_mixer(config: dict) -> nn.Module:
+    algo = config["algo"]
+    if algo == "vdn":
+        return VDNMixer()
+    if algo != "qmix":
+        raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
+    n, S = int(config["n_agents"]), int(config["state_dim"])
+    embed = int(config.get("embed", 32))
+    mixer = QMixer(n, S, embed, int(config.get("hypernet_hidden", 64)))
+    layers = int(config.get("hypernet_layers", 2))
+    if layers == 1:
+        # PyMARL's hypernet_layers=1: each hypernetwork is one Linear, under the same names.
+        mixer.hyper_w_1 = nn.Linear(S, embed * n)
+        mixer.hyper_w_final = nn.Linear(S, embed)
+    elif layers != 2:
+        raise TeamError(f"hypernet_layers must be 1 or 2, got {layers}")
+    return mixer
+
+
+def build_networks(config: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
+    """(agent, mixer) of a stored config; fields added later default to their first meaning."""
+    try:
+        agent = make_agent(
+            int(config["obs_dim"]), int(config["n_actions"]), int(config["n_agents"]),
+            int(config.get("hidden", 64)), use_rnn=bool(config.get("use_rnn", True)),
+            obs_last_action=bool(config.get("obs_last_action", True)),
+            obs_agent_id=bool(config.get("obs_agent_id", True)))
+        mixer = build_mixer(config)
+    except KeyError as exc:
+        raise TeamError(f"defender config lacks the field {exc.args[0]!r}") from exc
+    return agent.to(device), mixer.to(device)
+
+
+def export_weights(agent: nn.Module, mixer: nn.Module) -> dict[str, np.ndarray]:
+    out = {}
+    for prefix, module in (("agent.", agent), ("mixer.", mixer)):
+        for k, v in module.state_dict().items():
+            out[prefix + k] = v.detach().cpu().numpy().astype(np.float32)
+    return out
+
+
+def load_weights(agent: nn.Module, mixer: nn.Module, weights: dict) -> None:
+    from policies.weights import load_named
+
+    if any(True for _ in mixer.parameters()) and not any(k.startswith("mixer.") for k in weights):
+        raise TeamError(
+            "the weights hold an agent but no mixer (imported without one): add the team again "
+            "with its mixer (`arena add-policy … --from agent.th --mixer mixer.th`)")
+    for prefix, module in (("agent.", agent), ("mixer.", mixer)):
+        load_named(module, weights, prefix, f"{prefix[:-1]} network", TeamError)
+
+
+def load_defender(config: dict, weights: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
+    """Rebuild (agent, mixer) from a stored config and weights (name → array)."""
+    agent, mixer = build_networks(config, device)
+    if config.get("agent_only"):
+        # An agent imported without its mixer plays and can be attacked; its mixer stays fresh.
+        from policies.weights import load_named
+
+        load_named(agent, weights, "agent.", "agent network", TeamError)
+        return agent, mixer
+    load_weights(agent, mixer, weights)
+    return agent, mixer
+
+
+def load_team(config: dict, weights: dict, device="cpu") -> QTeam:
+    """A greedy QTeam for matches, from a stored config and weights."""
+    agent, _ = load_defender(config, weights, device)
+    agent.eval()
+    return QTeam(agent, int(config["n_agents"]), int(config["n_actions"]))
