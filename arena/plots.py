@@ -122,28 +122,40 @@ def curves(xs, series: dict[str, list[float | None]], path: Path, title: str, xl
 
 
 def training_curve(xs, left: tuple[str, list[float]], right: tuple[str, list[float]] | None,
-                   path: Path, title: str, xlabel: str = "environment steps") -> Path:
-    """A return on the left axis and, when given, a win rate (0 … 100 %) on the right one."""
+                   path: Path, title: str, xlabel: str = "environment steps",
+                   extra: tuple = (), ylabel: str | None = None) -> Path:
+    """A return on the left axis and, when given, a win rate (0 … 100 %) on the right one.
+
+    `extra`: more lines on the left axis, as (label, ys, colour, line style); a None in any
+    series is a gap. `ylabel` names the left axis when it holds more than one line."""
     plt = _plt()
     from matplotlib.ticker import PercentFormatter
 
-    fig, ax = plt.subplots(figsize=(6.8, 3.9))
-    lines = ax.plot(xs, left[1], color="#0072B2", label=left[0])
+    def gaps(ys):
+        return [np.nan if y is None else y for y in ys]
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.2 if extra else 3.9))
+    lines = ax.plot(xs, gaps(left[1]), color="#0072B2", label=left[0])
+    for label, ys, colour, style in extra:
+        lines += ax.plot(xs, gaps(ys), color=colour, linestyle=style, marker="o", markersize=3,
+                         label=label)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(left[0], color="#0072B2")
-    ax.tick_params(axis="y", colors="#0072B2")
+    ax.set_ylabel(ylabel or left[0], color="#0072B2" if not extra else "black")
+    if not extra:
+        ax.tick_params(axis="y", colors="#0072B2")
     ax.grid(alpha=0.3)
-    if right is not None:
+    if right is not None and any(y is not None for y in right[1]):
         ax2 = ax.twinx()
-        ys = [np.nan if y is None else y for y in right[1]]
-        lines += ax2.plot(xs, ys, color="#D55E00", linestyle="--", label=right[0])
+        lines += ax2.plot(xs, gaps(right[1]), color="#D55E00", linestyle="--",
+                          alpha=0.6 if extra else 1.0, label=right[0])
         ax2.set_ylim(-0.03, 1.03)
         ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax2.set_ylabel(right[0], color="#D55E00")
         ax2.tick_params(axis="y", colors="#D55E00")
     ax.set_title(title)
+    # below the axes, so that it never hides the data
     ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center",
-              bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=9)
+              bbox_to_anchor=(0.5, -0.18 if extra else -0.2), ncol=2, frameon=False, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

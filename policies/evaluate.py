@@ -82,6 +82,19 @@ def check_batch(scenario: str, episodes: int, cells: int, device) -> None:
         if most else f"{where} do not fit in memory even with one episode each")
 
 
+def table_players(lg, scenario: str, defenders: list[str] | None,
+                  attackers: list[str] | None) -> tuple[list[str], list[str]]:
+    """The named players resolved to stored refs, or the default ones (`default_players`)
+    where none are named; a table without a defender is an error."""
+    d_all, a_all = default_players(lg, scenario)
+    defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
+    attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
+    if not defenders:
+        raise PolicyError(f"no defender for scenario {scenario} in the league; "
+                          f"train one with `arena train defender`")
+    return defenders, attackers
+
+
 def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
          attackers: list[str] | None, episodes: int, seed: int = 0, device="auto",
          on_step=None, on_plan=None, sequential: bool = False,
@@ -104,12 +117,7 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     for _ in range(_MAX_ROUNDS):
         with league_open("r") as lg:
             if not ran:
-                d_all, a_all = default_players(lg, scenario)
-                defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
-                attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
-                if not defenders:
-                    raise PolicyError(f"no defender for scenario {scenario} in the league; "
-                                      f"train one with `arena train defender`")
+                defenders, attackers = table_players(lg, scenario, defenders, attackers)
             table = lg.payoff(scenario, defenders, attackers)
             if not ran:
                 check_batch(scenario, episodes, table.count.size if pairs is None else

@@ -40,52 +40,17 @@ def plot_training_curve(provenance: dict, path: Path, title: str) -> Path:
     extra = [(label, [c.get(key) for c in curve], colour, style)
              for key, label, colour, style in _UNDER_ATTACK
              if ret_key == "test_return" and any(c.get(key) is not None for c in curve)]
-    if extra:
-        eps = (provenance.get("test_attacks") or {}).get("eps")
-        return _robust_curve(xs, [c[ret_key] for c in curve], extra,
-                             [c.get(win_key) for c in curve], path,
-                             f"{title}: {what}" + (f" (ε = {eps:g})" if eps is not None else ""))
     right = None
     if any(c.get(win_key) is not None for c in curve):
         right = ("win rate" if ret_key == "test_return" else "victim win rate",
                  [c.get(win_key) for c in curve])
+    if extra:
+        eps = (provenance.get("test_attacks") or {}).get("eps")
+        return training_curve(
+            xs, ("test return (clean)", [c[ret_key] for c in curve]),
+            right and ("win rate (clean)", right[1]), path,
+            f"{title}: {what}" + (f" (ε = {eps:g})" if eps is not None else ""),
+            extra=[(f"return {label}", ys, colour, style) for label, ys, colour, style in extra],
+            ylabel="test return")
     return training_curve(xs, (ylabel, [c[ret_key] for c in curve]), right, path,
                           f"{title}: {what}")
-
-
-def _robust_curve(xs, clean, extra, wins, path: Path, title: str) -> Path:
-    """The clean test return and the returns under attack on the left axis, the clean win
-    rate on the right one (as arena.plots.training_curve, with more lines on the left)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.ticker import PercentFormatter
-
-    def gaps(ys):
-        return [np.nan if y is None else y for y in ys]
-
-    fig, ax = plt.subplots(figsize=(6.8, 4.2))
-    lines = ax.plot(xs, clean, color="#0072B2", label="test return (clean)")
-    for label, ys, colour, style in extra:
-        lines += ax.plot(xs, gaps(ys), color=colour, linestyle=style, marker="o",
-                         markersize=3, label=f"return {label}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("test return")
-    ax.grid(alpha=0.3)
-    if any(w is not None for w in wins):
-        ax2 = ax.twinx()
-        lines += ax2.plot(xs, gaps(wins), color="#D55E00", linestyle="--", alpha=0.6,
-                          label="win rate (clean)")
-        ax2.set_ylim(-0.03, 1.03)
-        ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax2.set_ylabel("win rate (clean)", color="#D55E00")
-        ax2.tick_params(axis="y", colors="#D55E00")
-    ax.set_title(title)
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center",
-              bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)

@@ -10,9 +10,13 @@
 #   defenders  qmix, vdn (from scratch); qmix_fgsm (FGSM adversarial training), qmix_reg
 #              (policy regularisation), qmix_atla and qmix_paad (alternating training with a
 #              learned adversary), all fine-tuned from qmix
-#   attackers  atla and pa_ad trained against qmix; random, fgsm, pgd (parameter-only, shared)
+#   attackers  atla and pa_ad trained against qmix (transfer attacks for the other rows); random,
+#              fgsm, pgd (parameter-only, shared); the adaptive attackers atla_vs_<team> and
+#              pa_ad_vs_<team>, one per defender, trained by `arena matrix --adaptive`
 #   then the full payoff table (32 episodes per cell) and one short PSRO run, whose
 #   meta-strategies are stored as the mixtures psro_<S>_def and psro_<S>_att.
+# The alternating robust teams keep one adversary across rounds (half the attacker budget per
+# round); the regularised team trains under FGSM, as the paper's §IV-B does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-store/data/starter.h5}
@@ -45,10 +49,12 @@ lane() {  # lane SCENARIO CLEAN_STEPS FINETUNE_STEPS ATTACKER_STEPS
     $ARENA train attacker "pa_ad.$S" --algo pa_ad --scenario "$S" --against qmix --eps 0.2 \
         --steps "$ATT" --seed 6
     $ARENA train defender "qmix_atla.$S" --scenario "$S" --init qmix --adv atla --eps 0.2 \
-        --rounds 2 --attacker-steps "$(( ATT / 3 ))" --steps "$FT" --seed 7
+        --rounds 2 --attacker-steps "$(( ATT / 2 ))" --steps "$FT" --seed 7
     $ARENA train defender "qmix_paad.$S" --scenario "$S" --init qmix --adv pa_ad --eps 0.2 \
-        --rounds 2 --attacker-steps "$(( ATT / 3 ))" --steps "$FT" --seed 8
+        --rounds 2 --attacker-steps "$(( ATT / 2 ))" --steps "$FT" --seed 8
     $ARENA matrix --scenario "$S" --episodes 32
+    $ARENA matrix --scenario "$S" --episodes 32 --adaptive atla,pa_ad --adaptive-steps "$ATT" \
+        --adaptive-eps 0.2 --seed 10
     $ARENA psro --scenario "$S" --name "psro_$S" --defenders qmix,qmix_fgsm \
         --attackers none,fgsm,pa_ad --iterations 2 --attacker-oracle pa_ad \
         --defender-oracle mixture --steps-per-oracle "$(( FT / 2 ))" --episodes 32 --seed 9

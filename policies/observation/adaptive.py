@@ -188,16 +188,10 @@ def prepare_adaptive(league_open: Callable, scenario: str, defenders: list[str] 
                      eval_episodes: int = 64, on_train=None, on_progress=None, on_done=None):
     """The table's defender and attacker refs (defaults as `fill`'s) and their adaptive
     attackers, trained or reused: (defender refs, attacker refs, AdaptiveSet)."""
-    from policies.evaluate import default_players
-    from policies.names import resolve_for
+    from policies.evaluate import table_players
 
     with league_open("r") as lg:
-        d_all, a_all = default_players(lg, scenario)
-        drefs = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
-        arefs = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
-    if not drefs:
-        raise PolicyError(f"no defender for scenario {scenario} in the league; "
-                          f"train one with `arena train defender`")
+        drefs, arefs = table_players(lg, scenario, defenders, attackers)
     adaptive = ensure_adaptive(league_open, scenario, drefs, algos, steps, seed, eps, device,
                                envs, eval_episodes, on_train, on_progress, on_done)
     return drefs, arefs, adaptive
