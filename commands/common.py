@@ -132,6 +132,34 @@ class PhaseProgress:
         return False
 
 
+class CountProgress:
+    """A transient bar counting `total` units of one job (bootstrap tables, oracle steps);
+    silent with --quiet, --json or off a terminal. `update(done, info)`; `stop()`."""
+
+    def __init__(self, ctx: Ctx, label: str, total: int, unit: str = ""):
+        self.enabled = show_progress(ctx)
+        self.total = total
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn(unit),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                transient=True, console=stderr_console())
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total, info="")
+
+    def update(self, done: int, info: str = "") -> None:
+        if self.enabled:
+            self.bar.update(self.task, completed=min(done, self.total), info=info)
+
+    def stop(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+            self.enabled = False
+
+
 def show_progress(ctx: Ctx) -> bool:
     """Bars only on a terminal: elsewhere (pipes, logs) rich leaves a blank line on stderr,
     which would stand before an error's one line."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from commands.common import (Ctx, default_scenario, emit, json_option, num, print_solution,
-                             split_names, stderr_console)
+from commands.common import (Ctx, CountProgress, default_scenario, emit, json_option, num,
+                             print_solution, split_names)
 
 
 def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=()):
@@ -59,33 +59,6 @@ def _solver_options(method: str, iterations, alpha) -> dict:
     if alpha is not None:
         opts["alpha"] = alpha
     return opts
-
-
-class _Bar:
-    """A transient rich progress bar on stderr (nothing with --quiet or --json)."""
-
-    def __init__(self, ctx: Ctx, label: str, total: int, unit: str = ""):
-        self.enabled = not (ctx.quiet or ctx.json)
-        self.total = total
-        if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn(unit),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                transient=True, console=stderr_console())
-            self.bar.start()
-            self.task = self.bar.add_task(label, total=total, info="")
-
-    def update(self, done: int, info: str = "") -> None:
-        if self.enabled:
-            self.bar.update(self.task, completed=min(done, self.total), info=info)
-
-    def stop(self) -> None:
-        if self.enabled:
-            self.bar.stop()
-            self.enabled = False
 
 
 @click.command()
@@ -156,7 +129,7 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
     if n_boot:
         from solvers.bootstrap import bootstrap
 
-        bar = _Bar(ctx, "bootstrap", n_boot, "tables")
+        bar = CountProgress(ctx, "bootstrap", n_boot, "tables")
         try:
             boot = bootstrap(game.M, game.std, game.count, method=method, n=n_boot, seed=seed,
                              on_progress=lambda k, n: bar.update(k), **options)
@@ -231,7 +204,7 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
         if not cfg.defenders:
             raise click.UsageError("give the starting defenders with --defenders")
 
-    bars: list[_Bar] = []
+    bars: list[CountProgress] = []
 
     def close_bar():
         while bars:
@@ -244,7 +217,7 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
 
     def oracle(name, steps):  # one bar per oracle training, over its environment steps
         close_bar()
-        bars.append(_Bar(ctx, f"  {name}", steps, "steps"))
+        bars.append(CountProgress(ctx, f"  {name}", steps, "steps"))
 
     def progress(p: dict):
         if bars:

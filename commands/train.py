@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from commands.common import Ctx, emit, json_option, TrainProgress, StopOnInterrupt, default_scenario
+from commands.common import Ctx, StopOnInterrupt, TrainProgress, emit, json_option
 from commands.options import SEED, scenario_name
 
 
@@ -255,9 +255,8 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
     from arena.core import resolve_device
     from policies.build import base_provenance
     from policies.lineup import check_role, members_of
-    from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
-
     from policies.names import default_scenario, resolve_for
+    from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
 
     runs = family_runs(name, seed, seeds)
     with ctx.open("r") as lg:

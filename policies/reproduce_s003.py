@@ -301,7 +301,7 @@ def _paper(x: float | None) -> str:
 
 
 def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, device: str) -> str:
-    lines = [f"# Table I of Guo et al. (2023), regenerated",
+    lines = ["# Table I of Guo et al. (2023), regenerated",
              "",
              "Guo et al., \"Enhancing the Robustness of QMIX against State-adversarial Attacks\" "
              "(2023), Table I: the test win rate of five QMIX models under each attack.",
@@ -344,7 +344,7 @@ def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, dev
         lines.append("")
         if r.heatmap:
             lines += [f"![{r.scenario}]({Path(r.heatmap).name})", ""]
-        lines += [f"Attacks: " + ", ".join(f"{COLUMN_TEXT[c]} = `{a}`" for c, a in
+        lines += ["Attacks: " + ", ".join(f"{COLUMN_TEXT[c]} = `{a}`" for c, a in
                                             zip(r.columns, r.attackers) if "*" not in c)
                   + "; adaptive: " + "; ".join(
                       f"{algo}* = " + ", ".join(f"`{a}`" for a in col.values())

@@ -27,7 +27,6 @@ value, used in training only).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 
