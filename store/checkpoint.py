@@ -29,19 +29,11 @@ import h5py
 from store import schema
 from store.catalog import View
 from store.errors import StoreError, os_error_text
-from store.journal import fsync_dir, journal_dir, list_entries, read_arrays, read_header
+from store.journal import fsync_path, journal_dir, list_entries, read_arrays, read_header
 from store.lock import FileLock
 
 # Temporary files beside PATH that only a process holding the exclusive lock creates.
 _TMP_SUFFIXES = (".ckpt.tmp", ".ckpt2.tmp", ".create.tmp", ".partial")
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_stale(path: Path) -> None:
@@ -76,9 +68,9 @@ def install(path: Path, fill: Callable[[Path], None], replace: bool, exists_mess
         tmp = Path(str(path) + ".create.tmp")
         try:
             fill(tmp)
-            fsync_file(tmp)
+            fsync_path(tmp)
             os.replace(tmp, path)
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
         except OSError as e:
             raise StoreError(f"could not create league {path}: {os_error_text(e, path.parent)}") from None
         finally:
@@ -136,10 +128,10 @@ def merge(path: Path, view: View, durable: bool) -> tuple[int, Path, str] | None
                 out = tmp2
                 schema.repack(f, out)
         if durable:
-            fsync_file(out)
+            fsync_path(out)
         os.replace(out, path)
         if durable:
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
     except OSError as e:
         raise StoreError(f"could not checkpoint league {path}: {os_error_text(e, path.parent)}") from None
     finally:

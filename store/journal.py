@@ -62,7 +62,7 @@ def set_aside(jdir: Path, seq: int, path: Path) -> Path:
     while dest.exists():  # a number reused after an entry at the end of the journal was set aside
         dest, n = bad / f"{seq:012d}-{n}{SUFFIX}", n + 1
     os.replace(path, dest)
-    fsync_dir(jdir)
+    fsync_path(jdir)
     return dest
 
 
@@ -71,7 +71,8 @@ def set_aside_seqs(jdir: Path) -> set[int]:
     return {seq for seq, _ in list_entries(bad_dir(jdir))}
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Make a file's data, or a directory's entries, durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -85,7 +86,7 @@ def write_entry(jdir: Path, seq: int, ops: list[dict], arrays: list[np.ndarray],
     if not jdir.exists():
         jdir.mkdir()
         if sync:
-            fsync_dir(jdir.parent)
+            fsync_path(jdir.parent)
     table, offset = [], 0
     for a in arrays:
         table.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
@@ -109,7 +110,7 @@ def write_entry(jdir: Path, seq: int, ops: list[dict], arrays: list[np.ndarray],
             pass
         raise
     if sync:
-        fsync_dir(jdir)
+        fsync_path(jdir)
     start = 16 + len(header)
     return final, start, table, start + offset
 

@@ -12,8 +12,8 @@ Multi-Agent Challenge", 2019; EPyMARL, Papoudakis et al., NeurIPS 2021, keeps it
   shapes (`rnn_hidden_dim` in PyMARL, `hidden_dim` in EPyMARL, `obs_last_action`,
   `obs_agent_id`, `use_rnn`, `mixing_embed_dim`, `hypernet_layers`, `hypernet_embed`, …).
 
-Both `.th` files are `torch.save` of a plain dict of tensors, so `torch.load(path,
-weights_only=True)` reads them and `module.load_state_dict` takes them. PyMARL's
+Both `.th` files are `torch.save` of a plain dict of tensors, so
+`torch.load(path, weights_only=True)` reads them and `module.load_state_dict` takes them. PyMARL's
 `learner.load_models` also reads an `opt.th` (optimiser state), which is not part of a team.
 
 `safetensors`: one file, `team.safetensors`, of every named array under the league's own
