@@ -77,6 +77,12 @@ class ArenaGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # the reader went away (`arena show … | head`): nothing is wrong, say nothing, and
+            # keep Python from complaining again when it flushes stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
         except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
             debug = bool(ctx.obj and ctx.obj.debug) or os.environ.get("ARENA_DEBUG") == "1"
             if debug:

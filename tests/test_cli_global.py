@@ -55,3 +55,18 @@ def test_option_errors_are_one_line():
 def test_help_still_exits_zero():
     res = run(["ls", "--help"])
     assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    league = tmp_path / "l.h5"
+    assert run(["--league", str(league), "init", "--starter"]).exit_code == 0
+    # `arena show … | head`: the reader is gone before the command writes a line
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "--league", str(league), "show",
+                             "qmix"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == "", err
