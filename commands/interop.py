@@ -38,10 +38,10 @@ def export(ctx: Ctx, ref, fmt, out_dir, scenario, force):
       arena export qmix@v2 --format safetensors --out exported/qmix_v2 --json
     """
     from policies.interop.export import export_team
-    from policies.names import resolve_for
+    from policies.names import default_scenario, resolve_for
 
     with ctx.open("r") as lg:
-        rec = lg.get(resolve_for(lg, ref, scenario))
+        rec = lg.get(resolve_for(lg, ref, scenario, prefer=default_scenario(lg)))
     result = export_team(rec.kind, rec.config, rec.weights, out_dir, fmt, force=force)
     data = {"ref": rec.ref, "kind": rec.kind, "scenario": rec.scenario, **result}
 
