@@ -16,8 +16,8 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
 @click.command()
 @click.argument("paper", type=click.Choice(sorted(PAPERS)))
 @click.option("--quick", is_flag=True,
-              help="The shipped starter teams (3m only) and small adaptive-attacker budgets: "
-                   "a few minutes on 2 cores.")
+              help="The shipped starter policies only (3m): its teams and its adaptive "
+                   "attackers; nothing is trained, well under a minute.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default="reproduce_s003", show_default=True,
               help="Folder of the Markdown report, the heatmaps and results.json.")
@@ -30,8 +30,8 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
 @click.option("--steps", type=click.IntRange(min=1), default=2_000_000, show_default=True,
               help="Training steps of each model (not with --quick).")
 @click.option("--attacker-steps", type=click.IntRange(min=1),
-              help="Steps of each adaptive ATLA/PA-AD attacker  [default: 100000; 2048 with "
-                   "--quick]")
+              help="Steps of each adaptive ATLA/PA-AD attacker  [default: 100000, which "
+                   "--quick finds in the starter league]")
 @click.option("--robust-attacker-steps", type=click.IntRange(min=1), default=30_000,
               show_default=True, help="Adversary steps per round of the ATLA/PA-AD-trained models.")
 @click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,

@@ -46,27 +46,35 @@ PAPER_TABLE_I: dict[str, dict[str, dict[str, float | None]]] = {
     m: {model: {col: None for col in COLUMNS} for model in MODELS} for m in MAPS}
 
 
+STARTER_ADAPTIVE_SEED = 10  # `arena matrix --adaptive … --seed 10` in the starter build
+
+
 @dataclass
 class ReproduceConfig:
     maps: list[str] = field(default_factory=lambda: list(MAPS))
     models: list[str] = field(default_factory=lambda: list(MODELS))
     quick: bool = False
-    """Shipped starter teams only (3m) and small adaptive budgets."""
+    """Shipped starter policies only (3m): its teams and its adaptive attackers."""
     episodes: int = 32
     seed: int = 0
     steps: int = 2_000_000
     """Team training steps of each model (PyMARL's t_max on these maps)."""
     attacker_steps: int | None = None
-    """Adaptive attacker budget (default 100 000; 2 048 with `quick`)."""
+    """Adaptive attacker budget (default 100 000, the budget of the starter's own adaptive
+    attackers, which `quick` reuses)."""
     robust_attacker_steps: int = 30_000
     """Adversary steps per alternation round of the ATLA/PA-AD-trained models."""
     rounds: int = 2
     device: str = "cpu"
 
     def adaptive_steps(self) -> int:
-        if self.attacker_steps is not None:
-            return self.attacker_steps
-        return 2048 if self.quick else 100_000
+        return self.attacker_steps if self.attacker_steps is not None else 100_000
+
+    def adaptive_seed(self) -> int:
+        """The table seed the adaptive attackers derive their seeds from: with `quick` (and the
+        default budget) the one scripts/build_starter_league.sh trained the shipped ones with,
+        so they are reused and nothing is trained."""
+        return STARTER_ADAPTIVE_SEED if self.quick and self.attacker_steps is None else self.seed
 
     def validate(self) -> None:
         bad = [m for m in self.maps if m not in MAPS]
@@ -239,7 +247,7 @@ def run_map(league_open: Callable, cfg: ReproduceConfig, scenario: str, hooks: H
         hook_train(name, steps)
 
     adaptive = ensure_adaptive(league_open, scenario, defenders, list(ADAPTIVE),
-                               cfg.adaptive_steps(), cfg.seed, eps, cfg.device,
+                               cfg.adaptive_steps(), cfg.adaptive_seed(), eps, cfg.device,
                                envs=8 if small else 32, eval_episodes=8 if small else 64,
                                on_train=on_train, on_progress=hooks.progress,
                                on_done=lambda ref: hooks.done())
@@ -311,8 +319,10 @@ def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, dev
              f"{seconds:.0f} s in all",
              f"- adaptive attackers (`atla*`, `pa_ad*`): trained against each row's own model, "
              f"{cfg.adaptive_steps():,} environment steps each"
+             + (" (the starter league's own)" if cfg.quick and cfg.attacker_steps is None else "")
              + (" — a far smaller budget than the 100,000 of a full run, so these columns "
-                "understate what a learned attacker does" if cfg.quick else ""),
+                "understate what a learned attacker does" if cfg.adaptive_steps() < 100_000
+                else ""),
              ]
     if not cfg.quick:
         lines.append(f"- models: {cfg.steps:,} training steps, seed {cfg.seed}; ATLA/PA-AD "
