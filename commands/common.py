@@ -308,14 +308,8 @@ class TrainProgress:
     def update(self, p: dict) -> None:
         if not self.enabled:
             return
-        parts = []
-        for key, fmt in (("epsilon", "ε {:.2f}"), ("loss", "loss {:.3f}"),
-                         ("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
-                         ("steps_per_s", "{:,.0f} steps/s")):
-            if p.get(key) is not None:
-                parts.append(fmt.format(p[key]))
         self.bar.update(self.task, completed=min(p.get("steps", 0), self.total),
-                        info="  ".join(parts))
+                        info=progress_info(p))
 
     def __exit__(self, exc_type, *exc):
         if self.enabled:
@@ -323,3 +317,16 @@ class TrainProgress:
                 self.bar.live.transient = True
             self.bar.stop()
         return False
+
+
+def progress_info(p: dict) -> str:
+    """One line of what a trainer's progress report holds (defenders: ε, loss, test return and
+    win rate; attackers: the victim's return and win rate under attack)."""
+    parts = []
+    for key, fmt in (("epsilon", "ε {:.2f}"), ("loss", "loss {:.3f}"),
+                     ("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
+                     ("victim_return", "victim return {:.2f}"), ("victim_win", "victim win {:.0%}"),
+                     ("steps_per_s", "{:,.0f} steps/s")):
+        if p.get(key) is not None:
+            parts.append(fmt.format(p[key]))
+    return "  ".join(parts)

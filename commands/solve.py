@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from commands.common import (Ctx, CountProgress, default_scenario, emit, json_option, num,
-                             print_solution, split_names)
+                             print_solution, progress_info, split_names)
 
 
 def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=()):
@@ -221,7 +221,7 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
 
     def progress(p: dict):
         if bars:
-            bars[-1].update(int(p.get("steps", 0)), _progress_info(p))
+            bars[-1].update(int(p.get("steps", 0)), progress_info(p))
 
     def show(it):
         close_bar()
@@ -243,16 +243,6 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
             "defender_mixture": refs[0], "attacker_mixture": refs[1]}
     emit(ctx, data, lambda: click.echo(
         f"run {run_id}: value {its[-1].value:.3f}; mixtures stored as {refs[0]} and {refs[1]}"))
-
-
-def _progress_info(p: dict) -> str:
-    parts = []
-    for key, fmt in (("test_return", "test return {:.2f}"), ("test_win", "win {:.0%}"),
-                     ("victim_return", "victim return {:.2f}"), ("victim_win", "victim win {:.0%}"),
-                     ("steps_per_s", "{:,.0f} steps/s")):
-        if p.get(key) is not None:
-            parts.append(fmt.format(p[key]))
-    return "  ".join(parts)
 
 
 def _iteration_line(it: dict) -> str:

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 import policies.learners.train_defender as td
@@ -25,14 +24,6 @@ from policies.observation.train_attacker import (
 from policies.plots import plot_training_curve
 from store import League
 from tests.toy_envs import CueMatch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_cfg(**kw):
