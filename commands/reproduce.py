@@ -29,6 +29,13 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=2_000_000, show_default=True,
               help="Training steps of each model (not with --quick).")
+@click.option("--finetune-steps", type=click.IntRange(min=1),
+              help="Training steps of each robust model, fine-tuned from the vanilla one  "
+                   "[default: a quarter of --steps]")
+@click.option("--adv-fraction", default=1.0, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True),
+              help="Share of the robust models' training episodes played under their "
+                   "perturbation; the rest clean.")
 @click.option("--attacker-steps", type=click.IntRange(min=1),
               help="Steps of each adaptive ATLA/PA-AD attacker  [default: 100000, which "
                    "--quick finds in the starter league]")
@@ -38,8 +45,8 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
               help="Alternation rounds of the ATLA/PA-AD-trained models.")
 @json_option
 @click.pass_obj
-def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, attacker_steps,
-              robust_attacker_steps, rounds):
+def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, finetune_steps,
+              adv_fraction, attacker_steps, robust_attacker_steps, rounds):
     """Regenerate a paper's table: trains (or reuses) what it needs, fills, reports.
 
     s003: Table I of Guo et al. (2023) on 2m_vs_1z, 3m, 3s_vs_3z and 2s3z (ε 0.2; 0.05 on
@@ -61,7 +68,8 @@ def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, 
 
     cfg = s003.ReproduceConfig(
         maps=names(maps, ["3m"] if quick else s003.MAPS), models=names(models, s003.MODELS),
-        quick=quick, episodes=episodes, seed=seed, steps=steps, attacker_steps=attacker_steps,
+        quick=quick, episodes=episodes, seed=seed, steps=steps, finetune_steps=finetune_steps,
+        adv_fraction=adv_fraction, attacker_steps=attacker_steps,
         robust_attacker_steps=robust_attacker_steps, rounds=rounds, device=ctx.device)
     quiet = ctx.quiet or ctx.json
     bars: list = []

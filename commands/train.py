@@ -109,6 +109,10 @@ class _Notes:
                    "under it; its round is extended, then flagged.")
 @click.option("--eps", "adv_eps", default=0.2, show_default=True,
               help="ε of --adv / --reg, and of the FGSM and PGD-10 test points.")
+@click.option("--adv-fraction", default=1.0, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True),
+              help="Share of the parallel training episodes played under the perturbation "
+                   "(--adv, or FGSM implied by --reg); the rest are clean.")
 @click.option("--reg", type=click.Choice(["policy"]),
               help="Policy regularisation (hinge; Guo et al. 2023 §IV-B): trains under FGSM "
                    "perturbations of ε --eps unless --adv says otherwise.")
@@ -123,8 +127,8 @@ class _Notes:
 @json_option
 @click.pass_obj
 def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds, adv, rounds,
-                       attacker_steps, attacker_cap, weak_fraction, adv_eps, reg, kappa, hinge_c,
-                       init_ref, test_every, test_attacks):
+                       attacker_steps, attacker_cap, weak_fraction, adv_eps, adv_fraction, reg,
+                       kappa, hinge_c, init_ref, test_every, test_attacks):
     """Train a QMIX or VDN team and store it as NAME (a new version).
 
     With --reg policy the team trains under FGSM perturbations (ε = --eps), as the paper's
@@ -167,8 +171,8 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds,
         for run_name, run_seed in runs:
             cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs,
                                       seed=run_seed, adv=None if learned_adv else adv,
-                                      adv_eps=adv_eps, reg=reg, kappa=kappa, hinge_c=hinge_c,
-                                      init=init, init_config=init_config, test_every=test_every,
+                                      adv_eps=adv_eps, adv_fraction=adv_fraction, reg=reg,
+                                      kappa=kappa, hinge_c=hinge_c, init=init, init_config=init_config, test_every=test_every,
                                       test_attacks=test_attacks,
                                       device=str(resolve_device(ctx.device)))
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:

@@ -32,7 +32,7 @@ EPS = {"2m_vs_1z": 0.2, "3m": 0.2, "3s_vs_3z": 0.2, "2s3z": 0.05}
 MODELS = ("qmix", "qmix_fgsm", "qmix_reg", "qmix_atla", "qmix_paad")
 MODEL_TEXT = {"qmix": "vanilla QMIX", "qmix_fgsm": "FGSM-trained", "qmix_reg": "regularised",
               "qmix_atla": "ATLA-trained", "qmix_paad": "PA-AD-trained"}
-_FROM_VANILLA = ("qmix_reg", "qmix_atla", "qmix_paad")  # fine-tuned from the vanilla model
+_FROM_VANILLA = ("qmix_fgsm", "qmix_reg", "qmix_atla", "qmix_paad")  # fine-tuned from vanilla
 ATTACKS = ("none", "random", "fgsm", "pgd")
 ADAPTIVE = ("atla", "pa_ad")
 COLUMNS = ATTACKS + tuple(f"{a}*" for a in ADAPTIVE)
@@ -62,10 +62,19 @@ class ReproduceConfig:
     attacker_steps: int | None = None
     """Adaptive attacker budget (default 100 000, the budget of the starter's own adaptive
     attackers, which `quick` reuses)."""
+    finetune_steps: int | None = None
+    """Team steps of each robust model, fine-tuned from the vanilla one (default: a quarter
+    of `steps`, the starter league's ratio)."""
+    adv_fraction: float = 1.0
+    """Share of the robust models' training episodes played under their perturbation
+    (DefenderTrainConfig.adv_fraction)."""
     robust_attacker_steps: int = 30_000
     """Adversary steps per alternation round of the ATLA/PA-AD-trained models."""
     rounds: int = 2
     device: str = "cpu"
+
+    def robust_steps(self) -> int:
+        return self.finetune_steps if self.finetune_steps is not None else max(1, self.steps // 4)
 
     def adaptive_steps(self) -> int:
         return self.attacker_steps if self.attacker_steps is not None else 100_000
@@ -87,6 +96,8 @@ class ReproduceConfig:
             missing = [m for m in self.maps if m != "3m"]
             raise PolicyError(f"--quick uses the shipped teams, which exist on 3m only, not on "
                               f"{', '.join(missing)}; give --maps 3m or drop --quick")
+        if not 0.0 < self.adv_fraction <= 1.0:
+            raise PolicyError(f"adv_fraction must lie in (0, 1], got {self.adv_fraction}")
         for name in ("episodes", "steps", "robust_attacker_steps", "rounds"):
             if getattr(self, name) < 1:
                 raise PolicyError(f"{name} must be at least 1")
@@ -138,6 +149,8 @@ def _spec(cfg: ReproduceConfig, model: str, scenario: str, eps: float) -> dict:
     """What makes a trained model the one this run needs (stored in its provenance)."""
     spec = {"paper": PAPER, "model": model, "scenario": scenario, "steps": cfg.steps,
             "seed": cfg.seed, "eps": eps}
+    if model != "qmix":
+        spec.update(finetune_steps=cfg.robust_steps(), adv_fraction=cfg.adv_fraction)
     if model in ("qmix_atla", "qmix_paad"):
         spec.update(rounds=cfg.rounds, attacker_steps=cfg.robust_attacker_steps)
     return spec
@@ -171,25 +184,26 @@ def trained_defender(league_open: Callable, cfg: ReproduceConfig, model: str, sc
             return ref
         init = lg.get(vanilla) if model in _FROM_VANILLA else None
         lg.check_add(name, "defender", "qmix", scenario)
-    base = dict(algo="qmix", scenario=scenario, steps=cfg.steps, seed=cfg.seed, adv_eps=eps,
+    steps = cfg.steps if model == "qmix" else cfg.robust_steps()
+    base = dict(algo="qmix", scenario=scenario, steps=steps, seed=cfg.seed, adv_eps=eps,
                 device=cfg.device)
-    hooks.train(name, cfg.steps)
+    if init is not None:
+        base.update(init=init.weights, init_config=init.config, adv_fraction=cfg.adv_fraction)
+    hooks.train(name, steps)
     try:
         if model == "qmix":
             res = train_defender(DefenderTrainConfig(**base), on_progress=hooks.progress)
         elif model == "qmix_fgsm":
             res = train_defender(DefenderTrainConfig(**base, adv="fgsm"), on_progress=hooks.progress)
         elif model == "qmix_reg":
-            res = train_defender(DefenderTrainConfig(**base, reg="policy", init=init.weights,
-                                                     init_config=init.config),
+            res = train_defender(DefenderTrainConfig(**base, reg="policy"),
                                  on_progress=hooks.progress)
         else:
             from policies.observation.adversarial_training import train_robust_defender
 
             res = train_robust_defender(
-                DefenderTrainConfig(**base, init=init.weights, init_config=init.config),
-                "atla" if model == "qmix_atla" else "pa_ad", cfg.rounds,
-                cfg.robust_attacker_steps, hooks.progress)
+                DefenderTrainConfig(**base), "atla" if model == "qmix_atla" else "pa_ad",
+                cfg.rounds, cfg.robust_attacker_steps, hooks.progress)
     finally:
         hooks.done()
     prov = base_provenance(**{**res.provenance, "partial": res.partial, "reproduce": spec,
@@ -325,9 +339,11 @@ def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, dev
                 else ""),
              ]
     if not cfg.quick:
-        lines.append(f"- models: {cfg.steps:,} training steps, seed {cfg.seed}; ATLA/PA-AD "
+        lines.append(f"- vanilla model: {cfg.steps:,} training steps, seed {cfg.seed}; the robust "
+                     f"models fine-tuned from it for {cfg.robust_steps():,} steps, "
+                     f"{cfg.adv_fraction:.0%} of their training episodes perturbed; ATLA/PA-AD "
                      f"models: {cfg.rounds} alternation rounds of {cfg.robust_attacker_steps:,} "
-                     f"adversary steps, from the vanilla model")
+                     f"adversary steps")
     lines += ["- each cell: our win rate [its 95% Wilson interval], then the paper's figure; n/a: the paper's figure is not available here (not filled "
               "in rather than guessed)", ""]
     for r in results:

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import policies.learners.train_defender as td
@@ -177,7 +178,7 @@ def test_policy_regulariser_trains_under_fgsm(clean_team, monkeypatch):
     res = train_defender(toy_cfg(reg="policy", **cfg), make_env=CueMatch)
     assert calls and set(calls) == {0.5}
     assert res.provenance["robust"] == {"adv": None, "reg": "policy", "perturbation": "fgsm",
-                                        "eps": 0.5}
+                                        "perturbed_fraction": 1.0, "eps": 0.5}
     calls.clear()
     res = train_defender(toy_cfg(reg="policy", adv="none", **cfg), make_env=CueMatch)
     assert not calls and res.provenance["robust"]["perturbation"] is None
@@ -185,6 +186,31 @@ def test_policy_regulariser_trains_under_fgsm(clean_team, monkeypatch):
     train_defender(toy_cfg(reg="policy", **cfg), make_env=CueMatch,
                    perturb=lambda q_fn, obs, avail: obs)
     assert not calls
+
+
+def test_adv_fraction_leaves_the_other_rows_clean(clean_team, monkeypatch):
+    """adv_fraction = 0.5 of 8 parallel episodes: rows 0–3 store what the perturbation made of
+    their observations, rows 4–7 the clean ones (CueMatch's features are 0/1, never 7)."""
+    stored = []
+    real = td.collect_episodes
+
+    def spy(*a, **kw):
+        batch, stats = real(*a, **kw)
+        stored.append((batch["obs"], batch["filled"]))
+        return batch, stats
+
+    monkeypatch.setattr(td, "collect_episodes", spy)
+    sentinel = lambda q_fn, obs, avail: torch.full_like(obs, 7.0)  # noqa: E731
+    res = train_defender(toy_cfg(steps=100, test_attacks=False, init=clean_team.weights,
+                                 adv_fraction=0.5), make_env=CueMatch, perturb=sentinel)
+    assert res.provenance["robust"]["perturbed_fraction"] == 0.5
+    for obs, filled in stored:
+        live = obs[:, :-1][filled]  # [live steps, n, obs] of rows in play
+        rows = filled.nonzero()[:, 0]
+        assert bool((live[rows < 4] == 7.0).all()), "perturbed rows store the perturbation"
+        assert not bool((live[rows >= 4] == 7.0).any()), "clean rows store clean observations"
+    with pytest.raises(td.DefenderTrainError, match="adv_fraction"):
+        toy_cfg(adv_fraction=0.0).validate()
 
 
 def run(league, *args):

@@ -106,6 +106,10 @@ class DefenderTrainConfig:
     """L∞ radius of the observation ball of adversarial training and of the regulariser."""
     adv_targets: str | list[int] = "all"
     """Agents attacked during adversarial training: "all" or a list of agent indices."""
+    adv_fraction: float = 1.0
+    """Share of each collection's `envs` parallel episodes played under the training
+    perturbation (FGSM, or the learned adversary of alternating training); the others are
+    played and stored clean. 1.0: every episode perturbed, as the papers describe it."""
     reg: str | None = None
     """None, or "policy" for the hinge policy regulariser (Guo et al. 2023, §IV-B)."""
     kappa: float = 0.1
@@ -150,6 +154,8 @@ class DefenderTrainConfig:
                 raise DefenderTrainError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch > self.buffer:
             raise DefenderTrainError(f"batch ({self.batch}) must not exceed buffer ({self.buffer})")
+        if not 0.0 < self.adv_fraction <= 1.0:
+            raise DefenderTrainError(f"adv_fraction must lie in (0, 1], got {self.adv_fraction}")
         if self.hypernet_layers not in (1, 2):
             raise DefenderTrainError(f"hypernet_layers must be 1 or 2, got {self.hypernet_layers}")
 
@@ -245,6 +251,34 @@ def training_perturbation(cfg: DefenderTrainConfig, external: bool) -> str | Non
     return None
 
 
+def perturbed_rows(envs: int, fraction: float, device) -> torch.Tensor:
+    """[envs] bool: the first round(fraction·envs) rows (at least one) are perturbed."""
+    rows = torch.zeros(envs, dtype=torch.bool, device=device)
+    rows[: max(1, round(fraction * envs))] = True
+    return rows
+
+
+class OnRows:
+    """A collection perturbation applied to some episode rows only; the others stay clean.
+
+    Why: a team that only ever trains on perturbed observations can come to rely on them.
+    FGSM's perturbation is a deterministic function of the team's own Q-values, so the
+    team can co-adapt with it; on 3m the regularised and the PA-AD-trained teams won under
+    the attack and lost clean (README, the starter's findings). Clean rows keep the clean
+    behaviour in the replay buffer."""
+
+    def __init__(self, perturb, rows: torch.Tensor):
+        self.perturb, self.rows = perturb, rows  # rows [B] bool
+
+    def reset(self, batch_size: int) -> None:
+        if hasattr(self.perturb, "reset"):
+            self.perturb.reset(batch_size)
+
+    def __call__(self, q_fn, obs, avail):
+        out = self.perturb(q_fn, obs, avail)
+        return torch.where(self.rows[:, None, None], out, obs)
+
+
 PGD_TEST_STEPS = 10
 
 
@@ -315,6 +349,8 @@ def train_defender(
 
         def perturb(q_fn, obs, avail):
             return fgsm(q_fn, obs, cfg.adv_eps, agent_mask=mask, avail=avail)
+    if perturb is not None and cfg.adv_fraction < 1.0:
+        perturb = OnRows(perturb, perturbed_rows(cfg.envs, cfg.adv_fraction, device))
 
     steps, episodes, updates, last_target, n_tests = 0, 0, 0, 0, 0
     next_test = 0
@@ -400,6 +436,7 @@ def train_defender(
         "seed": cfg.seed,
         "hyperparameters": cfg.hyperparameters(),
         "robust": {"adv": cfg.adv, "reg": cfg.reg, "perturbation": training_attack,
+                   "perturbed_fraction": cfg.adv_fraction if training_attack else None,
                    "eps": cfg.adv_eps if training_attack == "fgsm" or cfg.reg else None},
         "initialised_from_weights": cfg.init is not None,
         "final_test_return": curve[-1]["test_return"],
