@@ -32,7 +32,7 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
 @click.option("--finetune-steps", type=click.IntRange(min=1),
               help="Training steps of each robust model, fine-tuned from the vanilla one  "
                    "[default: a quarter of --steps]")
-@click.option("--adv-fraction", default=1.0, show_default=True,
+@click.option("--adv-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True),
               help="Share of the robust models' training episodes played under their "
                    "perturbation; the rest clean.")

@@ -86,7 +86,8 @@ class _Notes:
 
 @train.command("defender")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["qmix", "vdn"]), default="qmix", show_default=True)
+@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet"]), default="qmix",
+              show_default=True)
 @click.option("--scenario", required=True, callback=scenario_name)
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
@@ -109,10 +110,10 @@ class _Notes:
                    "under it; its round is extended, then flagged.")
 @click.option("--eps", "adv_eps", default=0.2, show_default=True,
               help="ε of --adv / --reg, and of the FGSM and PGD-10 test points.")
-@click.option("--adv-fraction", default=1.0, show_default=True,
+@click.option("--adv-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True),
               help="Share of the parallel training episodes played under the perturbation "
-                   "(--adv, or FGSM implied by --reg); the rest are clean.")
+                   "(--adv, or FGSM implied by --reg); the rest are clean. 1: all perturbed.")
 @click.option("--reg", type=click.Choice(["policy"]),
               help="Policy regularisation (hinge; Guo et al. 2023 §IV-B): trains under FGSM "
                    "perturbations of ε --eps unless --adv says otherwise.")

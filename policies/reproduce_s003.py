@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from policies.errors import PolicyError
+from policies.learners.train_defender import DefenderTrainConfig
 
 PAPER = "s003"
 MAPS = ("2m_vs_1z", "3m", "3s_vs_3z", "2s3z")
@@ -65,7 +66,7 @@ class ReproduceConfig:
     finetune_steps: int | None = None
     """Team steps of each robust model, fine-tuned from the vanilla one (default: a quarter
     of `steps`, the starter league's ratio)."""
-    adv_fraction: float = 1.0
+    adv_fraction: float = DefenderTrainConfig.adv_fraction
     """Share of the robust models' training episodes played under their perturbation
     (DefenderTrainConfig.adv_fraction)."""
     robust_attacker_steps: int = 30_000

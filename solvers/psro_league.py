@@ -110,7 +110,11 @@ class LeagueGame:
                                   init=base.weights, init_config=base.config,
                                   device=self.cfg.device,
                                   adv="fgsm" if self.cfg.defender_oracle == "fgsm" else None,
-                                  adv_eps=self.cfg.eps, test_every=self.cfg.steps_per_oracle)
+                                  adv_eps=self.cfg.eps, test_every=self.cfg.steps_per_oracle,
+                                  # a best response faces σ_A exactly: its clean share is
+                                  # σ_A's weight on `none`, not a fixed half
+                                  adv_fraction=(1.0 if self.cfg.defender_oracle == "mixture"
+                                                else DefenderTrainConfig.adv_fraction))
         perturb = None
         if self.cfg.defender_oracle == "mixture":
             from policies.observation.mixture_perturb import MixturePerturb

@@ -178,7 +178,7 @@ def test_policy_regulariser_trains_under_fgsm(clean_team, monkeypatch):
     res = train_defender(toy_cfg(reg="policy", **cfg), make_env=CueMatch)
     assert calls and set(calls) == {0.5}
     assert res.provenance["robust"] == {"adv": None, "reg": "policy", "perturbation": "fgsm",
-                                        "perturbed_fraction": 1.0, "eps": 0.5}
+                                        "perturbed_fraction": 0.5, "eps": 0.5}
     calls.clear()
     res = train_defender(toy_cfg(reg="policy", adv="none", **cfg), make_env=CueMatch)
     assert not calls and res.provenance["robust"]["perturbation"] is None
