@@ -159,9 +159,10 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds,
 
         with ctx.open("r") as lg:
             rec = lg.get(resolve_for(lg, init_ref, scenario))
-        if rec.kind not in ("qmix", "vdn") or rec.scenario != scenario:
+        if rec.kind != algo or rec.scenario != scenario:
+            hint = f" (--algo {rec.kind} continues it)" if rec.scenario == scenario else ""
             raise click.UsageError(f"--init {rec.ref} is a {rec.kind} team for {rec.scenario}, "
-                                   f"not a qmix/vdn team for {scenario}")
+                                   f"not a {algo} team for {scenario}{hint}")
         init, init_config, parent = rec.weights, rec.config, rec.ref
     elif reg:
         click.echo("note: the regulariser is meant to start from a trained clean model (--init)",

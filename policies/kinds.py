@@ -226,6 +226,10 @@ _QMIX_MIXER = (
 register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)",
               _AGENT + _QMIX_MIXER))
 register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)", _AGENT))
+register(Kind("commnet", "defender", "team", True,
+              "CommNet team (GRU agents exchanging delayed mean messages + additive mixer)",
+              tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
+              + (Param("msg_dim", "int", 16, "CommNet message width", 1, 1024),)))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
 
 

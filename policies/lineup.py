@@ -1,6 +1,6 @@
 """League records → the players of one batch (arena.payoff.Lineup).
 
-Defenders are plain teams (qmix, vdn) or mixtures of them; attackers are parameter-only
+Defenders are plain teams (qmix, vdn, commnet) or mixtures of them; attackers are parameter-only
 kinds (none, random, fgsm, pgd), learned ones (atla, pa_ad) or mixtures of attackers. Every
 distinct team becomes one member of a StackedTeam; a mixture lists its members with weights
 and one is drawn per episode.
@@ -20,7 +20,7 @@ from policies.teams.stacked_team import StackedTeam
 from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
-TEAM_KINDS = ("qmix", "vdn")
+TEAM_KINDS = ("qmix", "vdn", "commnet")
 
 
 def check_role(info, role: str) -> None:
@@ -38,7 +38,7 @@ def check_scenario(info, scenario: str) -> None:
 
 
 def agent_from_record(rec, device="cpu"):
-    """The GRU agent of a stored team (mixer weights are not needed to act)."""
+    """The agent network of a stored team (mixer weights are not needed to act)."""
     from policies.teams.networks import build_networks
 
     agent, _ = build_networks(rec.config, device)

@@ -50,3 +50,42 @@ class CueMatch(VecEnv):
         avail = torch.ones(self.B, 2, 3, dtype=torch.bool, device=self.device)
         avail[..., 2] = False
         return obs, state, avail
+
+
+class CueRelay(VecEnv):
+    """Only agent 0 sees the cue c ∈ {0, 1}, drawn once per episode; the team scores 1 at each
+    step where agent 1 plays c (agent 0's action does not count). Agent 1 sees only the time,
+    so without a message it can do no better than chance: return 2.5 of 5. A team whose
+    messages arrive one step late can be right from the second step on: return 4.5."""
+
+    spec = ScenarioSpec(
+        name="cue_relay",
+        n_agents=2,
+        obs_dim=3,
+        state_dim=3,
+        n_actions=2,
+        episode_limit=5,
+        family="toy",
+        description="agent 1 must play the cue only agent 0 sees",
+    )
+
+    def __init__(self, batch_size: int, device="cpu", auto_reset: bool = False, debug: bool = False):
+        super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
+        self.cue = torch.zeros(self.B, dtype=torch.long, device=self.device)
+
+    def _reset_rows(self, rows):
+        self.cue = torch.where(rows, self.randint(2, self.B), self.cue)
+
+    def _step_active(self, actions, active):
+        hit = (actions[:, 1] == self.cue) & active  # [B]
+        terminated = active & (self.t + 1 >= self.spec.episode_limit)
+        return hit.float(), terminated, torch.zeros_like(terminated), {}
+
+    def _observe(self):
+        cue = torch.nn.functional.one_hot(self.cue, 2).float()  # [B, 2]
+        time = (self.t.float() / self.spec.episode_limit).unsqueeze(-1)  # [B, 1]
+        state = torch.cat([cue, time], -1)  # [B, 3]
+        obs = state.unsqueeze(1).repeat(1, 2, 1)  # [B, 2, 3]
+        obs[:, 1, :2] = 0.0  # agent 1 is blind to the cue
+        avail = torch.ones(self.B, 2, 2, dtype=torch.bool, device=self.device)
+        return obs, state, avail

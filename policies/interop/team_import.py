@@ -71,7 +71,8 @@ def import_team(kind: str, scenario: str, source: Path, params: dict | None = No
     from policies.weights import load_named
 
     if kind not in ("qmix", "vdn"):
-        raise KindError(f"kind {kind!r} is not a team; teams are qmix and vdn")
+        raise KindError(f"kind {kind!r} cannot be imported from PyMARL/EPyMARL files; "
+                        f"imported teams are qmix and vdn")
     if scenario == "any":
         raise KindError(f"a {kind} team is made for one scenario: give --scenario")
     spec = scenario_spec(scenario)

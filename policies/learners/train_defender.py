@@ -38,7 +38,7 @@ from policies.learners.episode_buffer import EpisodeBuffer
 from policies.observation.fgsm import fgsm
 from policies.learners.q_learner import LearnerConfig, QLearner
 from policies.teams.networks import (
-    ALGOS, ARCHITECTURE, TeamError, agent_inputs, architecture_of, build_networks,
+    ALGOS, TeamError, agent_inputs, architecture_fields, architecture_of, build_networks,
     export_weights, load_weights,
 )
 from policies.teams.rnn_agent import QTeam
@@ -195,10 +195,11 @@ def network_config(cfg: DefenderTrainConfig, spec: ScenarioSpec) -> dict:
         "n_agents": spec.n_agents,
         "n_actions": spec.n_actions,
         "episode_limit": spec.episode_limit,
-        **{k: getattr(cfg, k) for k in ARCHITECTURE},
+        **{k: getattr(cfg, k) for k in architecture_fields(cfg.algo)},
     }
     if cfg.init_config is not None:
-        config.update({k: cfg.init_config[k] for k in ARCHITECTURE if k in cfg.init_config})
+        config.update({k: cfg.init_config[k] for k in architecture_fields(cfg.algo)
+                       if k in cfg.init_config})
     elif cfg.init is not None:
         config.update(architecture_of(cfg.init, config))
     config["agent_inputs"] = agent_inputs(config)

@@ -2,8 +2,9 @@
 mixer it builds, and the named float arrays the league keeps.
 
 A config holds the scenario's sizes and the architecture fields (`ARCHITECTURE`); fields added
-later (the PyMARL input flags, the feed-forward agent, one-layer hypernetworks) default to their
-first meaning, so every stored team still loads.
+later (the PyMARL input flags, the feed-forward agent, one-layer hypernetworks, the message
+width of a CommNet team) default to their first meaning, so every stored team still loads.
+"commnet" is a team of communicating agents (policies.teams.commnet) under the VDN mixer.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import numpy as np
 import torch.nn as nn
 
 from policies.errors import PolicyError
+from policies.teams.commnet import CommNetAgent, make_commnet
 from policies.teams.qmix import QMixer
 from policies.teams.rnn_agent import QTeam, RNNAgent, make_agent
 from policies.teams.vdn import VDNMixer
 
-ALGOS = ("qmix", "vdn")
+ALGOS = ("qmix", "vdn", "commnet")
 
 
 class TeamError(PolicyError):
@@ -25,7 +27,13 @@ class TeamError(PolicyError):
 
 # Config fields that fix the shapes and the computation of a team beyond the scenario's sizes.
 ARCHITECTURE = ("hidden", "use_rnn", "obs_last_action", "obs_agent_id", "embed",
-                "hypernet_hidden", "hypernet_layers")
+                "hypernet_hidden", "hypernet_layers", "msg_dim")
+
+
+def architecture_fields(algo: str) -> tuple[str, ...]:
+    """The ARCHITECTURE fields a team of `algo` keeps in its config (the message width only
+    where there are messages)."""
+    return ARCHITECTURE if algo == "commnet" else tuple(k for k in ARCHITECTURE if k != "msg_dim")
 
 
 def agent_inputs(config: dict) -> list[str]:
@@ -49,14 +57,24 @@ def architecture_of(weights: dict, config: dict) -> dict:
             out.update(mixer_layout(mixer, int(config["n_agents"]), int(config["state_dim"]),
                                     where="the initial mixer weights",
                                     scenario=f"scenario {config['scenario']}"))
+        if config["algo"] == "commnet":
+            out["msg_dim"] = _commnet_msg_dim(agent)
     except KindError as exc:
         raise TeamError(str(exc)) from None
     return out
 
 
+def _commnet_msg_dim(agent: dict) -> int:
+    from policies.kinds import KindError
+
+    if "msg.weight" not in agent:
+        raise KindError("the initial weights are not a commnet team's: no agent.msg.weight")
+    return int(np.shape(agent["msg.weight"])[0])
+
+
 def build_mixer(config: dict) -> nn.Module:
     algo = config["algo"]
-    if algo == "vdn":
+    if algo in ("vdn", "commnet"):
         return VDNMixer()
     if algo != "qmix":
         raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
@@ -73,14 +91,26 @@ def build_mixer(config: dict) -> nn.Module:
     return mixer
 
 
-def build_networks(config: dict, device="cpu") -> tuple[RNNAgent, nn.Module]:
+def build_agent(config: dict) -> RNNAgent | CommNetAgent:
+    n_agents, hidden = int(config["n_agents"]), int(config.get("hidden", 64))
+    flags = dict(obs_last_action=bool(config.get("obs_last_action", True)),
+                 obs_agent_id=bool(config.get("obs_agent_id", True)))
+    if config["algo"] == "commnet":
+        if not bool(config.get("use_rnn", True)):
+            raise TeamError("a commnet team has GRU agents: use_rnn must be true")
+        msg_dim = int(config.get("msg_dim", 16))
+        if msg_dim < 1:
+            raise TeamError(f"msg_dim must be at least 1, got {msg_dim}")
+        return make_commnet(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
+                            msg_dim, **flags)
+    return make_agent(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
+                      use_rnn=bool(config.get("use_rnn", True)), **flags)
+
+
+def build_networks(config: dict, device="cpu") -> tuple[RNNAgent | CommNetAgent, nn.Module]:
     """(agent, mixer) of a stored config; fields added later default to their first meaning."""
     try:
-        agent = make_agent(
-            int(config["obs_dim"]), int(config["n_actions"]), int(config["n_agents"]),
-            int(config.get("hidden", 64)), use_rnn=bool(config.get("use_rnn", True)),
-            obs_last_action=bool(config.get("obs_last_action", True)),
-            obs_agent_id=bool(config.get("obs_agent_id", True)))
+        agent = build_agent(config)
         mixer = build_mixer(config)
     except KeyError as exc:
         raise TeamError(f"defender config lacks the field {exc.args[0]!r}") from exc

@@ -7,7 +7,11 @@ tensors; the rows are scattered into a padded [M, G, ...] block (G = most rows o
 and each layer is one `baddbmm` over all members at once, then the result is gathered back.
 (`torch.func.vmap` has no batching rule for `gru_cell` and would fall back to a Python loop,
 so the GRU cell is written out with PyTorch's gate order r, z, n; EPyMARL's feed-forward
-agent has a Linear + ReLU in its place.) The call is differentiable
+agent has a Linear + ReLU in its place.) CommNet members (policies.teams.commnet,
+`layout` tagged "commnet") form groups of their own: each row's mean of the other agents'
+messages is taken from its hidden state before the rows are scattered, and enters as extra
+input columns. Groups differ in hidden width; the team's state is as wide as the widest and
+each group reads and writes its own leading columns. The call is differentiable
 in the observation, so gradient attacks take one backward pass for the whole batch.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from policies.teams.commnet import mean_of_others
 from policies.teams.rnn_agent import RNNAgent, build_inputs, select_inputs
 
 
@@ -27,6 +32,9 @@ def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
         "w1": w("fc1.weight").transpose(1, 2).contiguous(), "b1": w("fc1.bias").unsqueeze(1),
         "w2": w("fc2.weight").transpose(1, 2).contiguous(), "b2": w("fc2.bias").unsqueeze(1),
     }
+    if hasattr(agents[0], "msg"):
+        p.update({"wm": w("msg.weight").transpose(1, 2).contiguous(),
+                  "bm": w("msg.bias").unsqueeze(1)})
     if agents[0].use_rnn:
         p.update({
             "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(),
@@ -46,6 +54,11 @@ def grouped_forward(p: dict[str, torch.Tensor], x: torch.Tensor, h: torch.Tensor
     if "wr" in p:
         h_new = torch.relu(torch.baddbmm(p["br"], y, p["wr"]))
         return torch.baddbmm(p["b2"], h_new, p["w2"]), h_new
+    h_new = _gru(p, y, h)
+    return torch.baddbmm(p["b2"], h_new, p["w2"]), h_new
+
+
+def _gru(p: dict[str, torch.Tensor], y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     gi = torch.baddbmm(p["bi"], y, p["wi"])
     gh = torch.baddbmm(p["bh"], h, p["wh"])
     i_r, i_z, i_n = gi.chunk(3, -1)
@@ -53,12 +66,26 @@ def grouped_forward(p: dict[str, torch.Tensor], x: torch.Tensor, h: torch.Tensor
     r = torch.sigmoid(i_r + h_r)
     z = torch.sigmoid(i_z + h_z)
     n = torch.tanh(i_n + r * h_n)
-    h_new = (1 - z) * n + z * h
-    return torch.baddbmm(p["b2"], h_new, p["w2"]), h_new
+    return (1 - z) * n + z * h
+
+
+def grouped_commnet(p: dict[str, torch.Tensor], xc: torch.Tensor, hm: torch.Tensor, d_in: int,
+                    H: int):
+    """xc [M, R, in + d] (inputs, then the mean of the others' messages), hm [M, R, H + d]
+    → (q [M, R, A], [h' | m'] [M, R, H + d]): CommNetAgent for every member."""
+    y = torch.relu(torch.baddbmm(p["b1"], xc[..., :d_in], p["w1"]))
+    h_new = _gru(p, torch.cat([y, xc[..., d_in:]], -1), hm[..., :H])
+    m_new = torch.tanh(torch.baddbmm(p["bm"], h_new, p["wm"]))
+    return torch.baddbmm(p["b2"], h_new, p["w2"]), torch.cat([h_new, m_new], -1)
+
+
+def _width(key: tuple) -> int:
+    """The recurrent state's width of a group's layout: H, or H + d for CommNet."""
+    return key[2] + key[3] if key[0] == "commnet" else key[1]
 
 
 class StackedTeam:
-    """Implements arena.rollout.Team over a list of RNNAgents (one per member)."""
+    """Implements arena.rollout.Team over a list of RNNAgents or CommNetAgents (one per member)."""
 
     def __init__(self, agents: list[RNNAgent], n_agents: int, n_actions: int, device="cpu"):
         if not agents:
@@ -95,22 +122,34 @@ class StackedTeam:
             rows = (group == g).nonzero().flatten()
             if len(rows) == 0:
                 continue
-            H = key[1]
-            q, h = self._group(key, M, params, inputs[rows], hidden[rows, :, :H],
+            W = _width(key)
+            q, h = self._group(key, M, params, inputs[rows], hidden[rows, :, :W],
                                self._pos[member[rows]])
             q_out = q_out.index_put((rows,), q)
-            h_out = h_out.index_put((rows,), torch.nn.functional.pad(h, (0, self.hidden - H)))
+            h_out = h_out.index_put((rows,), torch.nn.functional.pad(h, (0, self.hidden - W)))
         return q_out, h_out
 
     @staticmethod
     def _group(key, M, params, x, hidden, pos):
         """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
-        d_in, H, A, _, last, ids, obs_dim = key
-        if x.shape[-1] != d_in:
-            x = select_inputs(x, obs_dim, A, last, ids)
-        r, n, _ = x.shape
+        if key[0] == "commnet":
+            _, fc1_in, H_rnn, _, A, last, ids, obs_dim = key
+            if x.shape[-1] != fc1_in:
+                x = select_inputs(x, obs_dim, A, last, ids)
+            # the mean runs over a row's own agents, so it is taken before rows are scattered
+            x = torch.cat([x, mean_of_others(hidden[..., H_rnn:])], -1)
+
+            def forward(p, xs, hs):
+                return grouped_commnet(p, xs, hs, fc1_in, H_rnn)
+        else:
+            fc1_in, _, A, _, last, ids, obs_dim = key
+            if x.shape[-1] != fc1_in:
+                x = select_inputs(x, obs_dim, A, last, ids)
+            forward = grouped_forward
+        r, n, d_in = x.shape
+        H = _width(key)
         if M == 1:
-            q, h = grouped_forward(params, x.reshape(1, r * n, d_in), hidden.reshape(1, r * n, H))
+            q, h = forward(params, x.reshape(1, r * n, d_in), hidden.reshape(1, r * n, H))
             return q.view(r, n, -1), h.view(r, n, H)
         counts = torch.bincount(pos, minlength=M)
         G = int(counts.max())
@@ -120,5 +159,5 @@ class StackedTeam:
         slot[order] = torch.arange(r, device=pos.device) - starts[pos[order]]
         xp = x.new_zeros(M, G, n, d_in).index_put((pos, slot), x)  # [M, G, n, in]
         hp = hidden.new_zeros(M, G, n, H).index_put((pos, slot), hidden)
-        q, h = grouped_forward(params, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
+        q, h = forward(params, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
         return q.view(M, G, n, -1)[pos, slot], h.view(M, G, n, H)[pos, slot]
