@@ -1,12 +1,17 @@
 """Greedy evaluation of many (defender, attacker) pairs in one vectorised batch.
 
 Row b of the batch is one episode played by defender member `team_of[b]` under attacker
-`attacker_of[b]`. Per step (the observation surface of DESIGN.md's sketch):
+`attacker_of[b]`. Per step (the observation and message surfaces of DESIGN.md's sketch):
 
-    seen  = attacker_k.perturb(obs[rows_k])   for each attacker k, on its rows at once
+    seen  = attacker_k.perturb(obs[rows_k])   for each observation attacker k, on its rows
+    h     = with_messages(h, attacker_j.message(messages(h)))   for each message attacker j
     q, h  = team.q_values(seen, h, last)      one stacked call for every row
     a     = greedy(q, avail)
     ts    = env.step(a)
+
+The message hook acts before `q_values` because a communicating team reads, at step t, the
+messages its agents sent at t − 1, which its recurrent state carries: altering them there is
+altering what was sent. It acts from the second step on: before it nothing has been sent.
 
 Arena defines the small protocols a player meets and never imports a concrete policy.
 Randomness of players (random noise, PGD starts, attack frequency, mixture draws) comes
@@ -40,6 +45,13 @@ class Team(Protocol):
         member: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
+    # Optional, for the message surface (a team without them does not communicate):
+    #   message_width(member [R]) -> [R] long: width of the messages each row's member sends,
+    #       0 for one that sends none;
+    #   messages(hidden [R, n, H], member [R]) -> [R, n, d]: the messages in transit, rows of
+    #       one width d;
+    #   with_messages(hidden, msgs [R, n, d], member) -> hidden with those messages replaced.
+
 
 @dataclass
 class AttackContext:
@@ -60,11 +72,39 @@ class ObservationAttacker(Protocol):
 
 
 @dataclass
+class MessageContext:
+    """What a message attacker may use for its rows (R of them)."""
+
+    malicious: torch.Tensor  # [R, n] bool: the agents whose messages may change
+    avail: torch.Tensor  # [R, n, A]
+    state: torch.Tensor  # [R, state_dim]
+    t: int
+    rand: Callable[..., torch.Tensor]  # rand(*shape) -> [R, *shape], per-episode streams
+    rows: torch.Tensor  # [R] indices into the batch
+
+
+class MessageAttacker(Protocol):
+    """An attacker with `surface = "message"` (attackers without `surface` are observation
+    attackers)."""
+
+    surface: str
+
+    def reset(self, rows: int, device) -> None: ...
+
+    def malicious(self, n_agents: int, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """[R, n] bool, drawn once per episode from its stream."""
+
+    def message(self, msgs: torch.Tensor, ctx: MessageContext) -> torch.Tensor: ...
+
+
+@dataclass
 class EpisodeStats:
     returns: torch.Tensor  # [B]
     wins: torch.Tensor  # [B] bool
     lengths: torch.Tensor  # [B] long
-    cost: torch.Tensor  # [B] mean over attacked steps of the largest per-agent perturbation norm
+    # [B] mean over attacked steps of the largest per-agent perturbation norm (the attack's
+    # norm of δ on observations, L2 of m' − m on messages)
+    cost: torch.Tensor
 
 
 def greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -78,7 +118,7 @@ def episode_seeds(seed: int, first: int, count: int, device=None) -> torch.Tenso
     return mix64(mix64(torch.full_like(idx, int(seed))) + idx * 0x2545F4914F6CDD1D)
 
 
-_SALT_ATTACK, _SALT_FREQ = 0x51ED27, 0x7A11CE
+_SALT_ATTACK, _SALT_FREQ, _SALT_MALICIOUS = 0x51ED27, 0x7A11CE, 0x3A11CE5
 
 
 def stream_salt(name: str) -> int:
@@ -135,19 +175,26 @@ def play(
     salts = attack_salts if attack_salts is not None else [_SALT_ATTACK + k for k in range(len(attackers))]
     if len(salts) != len(attackers):
         raise ValueError(f"{len(salts)} attack salts for {len(attackers)} attackers")
+    malicious = _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device)
     t = 0
     while not bool(ts.done.all()):
         active = ~ts.done
         seen = ts.obs.clone()
         for k, rows in groups:
             rows = rows[active[rows]]
-            if len(rows) == 0:
+            on_messages = surface(attackers[k]) == "message"
+            if len(rows) == 0 or on_messages and t == 0:
                 continue
             if freq is not None and freq[k] < 1.0:
                 u = uniform_from(seeds[rows] ^ _SALT_FREQ, t, ()).view(-1)
                 rows = rows[u < freq[k]]
                 if len(rows) == 0:
                     continue
+            if on_messages:
+                cost_sum[rows] += _alter_messages(team, hidden, attackers[k], rows, team_of,
+                                                  malicious, ts, t, seeds ^ salts[k])
+                cost_n[rows] += 1
+                continue
             if surrogates and k in surrogates:
                 sur, sur_of = surrogates[k]
                 h_rows, member = sur_hidden[k][rows], sur_of[rows]
@@ -193,6 +240,51 @@ class Streams:
     def __call__(self, *shape: int) -> torch.Tensor:
         self.calls += 1
         return uniform_from(self.seeds, self.base + self.calls, tuple(shape))
+
+
+def surface(attacker) -> str:
+    return getattr(attacker, "surface", "observation")
+
+
+def _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device) -> torch.Tensor:
+    """bool [B, n]: each message attacker's malicious agents of its rows, drawn once per
+    episode; the engine, not the attacker, then keeps every other agent's messages intact."""
+    malicious = torch.zeros(len(seeds), n, dtype=torch.bool, device=device)
+    for k, rows in groups:
+        if surface(attackers[k]) != "message":
+            continue
+        if not hasattr(team, "messages") or bool((team.message_width(team_of[rows]) == 0).any()):
+            raise ValueError("a message attacker plays against a team that sends no messages")
+        mal = attackers[k].malicious(n, Streams(seeds[rows] ^ salts[k] ^ _SALT_MALICIOUS, 0))
+        if tuple(mal.shape) != (len(rows), n):
+            raise ValueError(f"malicious agents of shape {tuple(mal.shape)}, not {(len(rows), n)}")
+        malicious[rows] = mal.to(device=device, dtype=torch.bool)
+    return malicious
+
+
+def _alter_messages(team, hidden, attacker, rows, team_of, malicious, ts, t, keys) -> torch.Tensor:
+    """Replace, in place in `hidden`, the in-transit messages of `rows` by the attacker's, for
+    malicious agents only; returns the step's cost per row [R]: the largest per-agent L2 norm
+    of the change. Rows are split by message width (members may differ): a few groups."""
+    member = team_of[rows]
+    width = team.message_width(member)
+    cost = torch.zeros(len(rows), device=hidden.device)
+    for w in torch.unique(width).tolist():
+        sub = (width == w).nonzero().flatten()
+        r, m_of, mal = rows[sub], member[sub], malicious[rows[sub]]
+        h = hidden[r]
+        msgs = team.messages(h, m_of)
+        ctx = MessageContext(malicious=mal, avail=ts.avail[r], state=ts.state[r], t=t,
+                             rand=Streams(keys[r], t), rows=r)
+        with torch.no_grad():
+            out = attacker.message(msgs.clone(), ctx)
+        if out.shape != msgs.shape:
+            raise ValueError(f"a message attacker returned {tuple(out.shape)} for messages of "
+                             f"shape {tuple(msgs.shape)}")
+        out = torch.where(mal.unsqueeze(-1), out.detach().to(msgs.dtype), msgs)
+        hidden[r] = team.with_messages(h, out, m_of)
+        cost[sub] = (out - msgs).norm(dim=-1).amax(1)
+    return cost
 
 
 def _q_fn(team: Team, hidden, last, member) -> QFn:

@@ -83,13 +83,17 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
               help="Training steps of each adaptive attacker.")
 @click.option("--adaptive-eps", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True,
               help="ε of the adaptive attackers.")
+@click.option("--surface", type=click.Choice(["observation", "message"]), default="observation",
+              show_default=True,
+              help="The game the default players come from: observation attackers against every "
+                   "defender, or message attackers against communicating teams.")
 @click.option("--by-seed", is_flag=True,
               help="Show each training seed of a family as its own row or column (default: one "
                    "per family, the mean of the seeds' means with a between-seed 95% CI).")
 @json_option
 @click.pass_obj
 def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt, as_csv, plot,
-           adaptive, adaptive_steps, adaptive_eps, by_seed):
+           adaptive, adaptive_steps, adaptive_eps, surface, by_seed):
     """Fill the missing cells of the payoff table in one batch and print it.
 
     Rows are defenders, the first column is no attack; each cell shows the win rate and the
@@ -102,6 +106,7 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
       arena matrix --csv > table.csv                  # then: arena solve --matrix table.csv
       arena matrix --format latex > table.tex
       arena matrix --adaptive atla,pa_ad            # atla*: ATLA trained against each row
+      arena matrix --scenario pp7 --surface message # message attackers vs commnet teams
 
     \b
     `atla` is the stored attacker trained against one defender (a transfer attack for the other
@@ -117,6 +122,8 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
     scenario = scenario or default_scenario(ctx)
     limit = scenario_spec(scenario).episode_limit
     adaptive_set = None
+    if adaptive and surface != "observation":
+        raise click.UsageError("--adaptive trains observation attackers; drop --surface message")
     if adaptive:
         from policies.observation.adaptive import parse_algos
 
@@ -126,7 +133,8 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
     else:
         with StepProgress(ctx, limit, f"matrix {scenario}") as bar:
             res = fill(ctx.open, scenario, split_names(defenders), split_names(attackers),
-                       episodes, seed, ctx.device, on_step=bar.callback, on_plan=bar.set_episodes)
+                       episodes, seed, ctx.device, on_step=bar.callback, on_plan=bar.set_episodes,
+                       surface=surface)
     t = res.table
     column_refs = {a: a for a in t.attackers}
     if adaptive_set is not None:

@@ -15,6 +15,7 @@ from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
 from policies.names import default_scenario, resolve_for
+from policies.surfaces import attacker_surface, check_surface, communicates
 
 from store import NO_ATTACK
 
@@ -27,13 +28,16 @@ class FillResult:
     seconds: float
 
 
-def default_players(lg, scenario: str, final_only: bool = True) -> tuple[list[str], list[str]]:
+def default_players(lg, scenario: str, final_only: bool = True,
+                    surface: str = "observation") -> tuple[list[str], list[str]]:
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
-    it, the no-attack column first. `final_only` (the default of every table command) leaves
-    out PSRO's intermediate best responses; their run's mixture policies stay, and any policy
-    can still be named explicitly. Adaptive attackers (trained against one defender each by
-    `policies.observation.adaptive`) are never default columns: `arena matrix --adaptive`
-    shows them as one diagonal column per algorithm."""
+    it, the no-attack column first. `surface` picks the game: "observation" leaves message
+    attackers out; "message" keeps only communicating defenders and message attackers (they
+    cannot play against a team that sends nothing). `final_only` (the default of every table
+    command) leaves out PSRO's intermediate best responses; their run's mixture policies stay,
+    and any policy can still be named explicitly. Adaptive attackers (trained against one
+    defender each by `policies.observation.adaptive`) are never default columns: `arena matrix
+    --adaptive` shows them as one diagonal column per algorithm."""
     def keep(info):
         if info.scenario not in (scenario, "any"):
             return False
@@ -41,9 +45,13 @@ def default_players(lg, scenario: str, final_only: bool = True) -> tuple[list[st
             return False
         return not (final_only and info.kind != "mixture" and "psro_iteration" in info.provenance)
 
-    defenders = [i.ref for i in lg.list(role="defender") if keep(i)]
-    attackers = [i.ref for i in lg.list(role="attacker") if keep(i)]
-    return defenders, [NO_ATTACK] + attackers
+    check_surface(surface)
+    defenders = [i for i in lg.list(role="defender") if keep(i)]
+    attackers = [i for i in lg.list(role="attacker") if keep(i)]
+    if surface == "message":
+        defenders = [i for i in defenders if communicates(lg, i)]
+    attackers = [i for i in attackers if attacker_surface(lg, i) == surface]
+    return [i.ref for i in defenders], [NO_ATTACK] + [i.ref for i in attackers]
 
 
 # A fill some of whose cells another process committed meanwhile plans again (a rival's shorter
@@ -83,12 +91,16 @@ def check_batch(scenario: str, episodes: int, cells: int, device) -> None:
 
 
 def table_players(lg, scenario: str, defenders: list[str] | None,
-                  attackers: list[str] | None) -> tuple[list[str], list[str]]:
-    """The named players resolved to stored refs, or the default ones (`default_players`)
-    where none are named; a table without a defender is an error."""
-    d_all, a_all = default_players(lg, scenario)
+                  attackers: list[str] | None,
+                  surface: str = "observation") -> tuple[list[str], list[str]]:
+    """The named players resolved to stored refs, or the default ones (`default_players` of
+    `surface`) where none are named; a table without a defender is an error."""
+    d_all, a_all = default_players(lg, scenario, surface=surface)
     defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
     attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
+    if not defenders and surface == "message":
+        raise PolicyError(f"no communicating defender for scenario {scenario} in the league; "
+                          f"train one with `arena train defender NAME --algo commnet`")
     if not defenders:
         raise PolicyError(f"no defender for scenario {scenario} in the league; "
                           f"train one with `arena train defender`")
@@ -98,14 +110,16 @@ def table_players(lg, scenario: str, defenders: list[str] | None,
 def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
          attackers: list[str] | None, episodes: int, seed: int = 0, device="auto",
          on_step=None, on_plan=None, sequential: bool = False,
-         pairs: set[tuple[str, str]] | None = None) -> FillResult:
+         pairs: set[tuple[str, str]] | None = None,
+         surface: str = "observation") -> FillResult:
     """Fill the cells of defenders × attackers on `scenario` up to `episodes` each.
 
     `league_open(mode)` opens the league. `sequential=True` plays cell by cell and episode by
     episode with the same code (the reference the batched fill is measured against). Cells that
     another process filled while this one played are not recorded twice: what is left short
     is planned and played again. `pairs` (defender ref, attacker ref), when given, are the
-    only cells planned; the table returned still spans defenders × attackers.
+    only cells planned; the table returned still spans defenders × attackers. `surface`
+    chooses the default players (`default_players`).
     """
     import time
 
@@ -117,7 +131,7 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     for _ in range(_MAX_ROUNDS):
         with league_open("r") as lg:
             if not ran:
-                defenders, attackers = table_players(lg, scenario, defenders, attackers)
+                defenders, attackers = table_players(lg, scenario, defenders, attackers, surface)
             table = lg.payoff(scenario, defenders, attackers)
             if not ran:
                 check_batch(scenario, episodes, table.count.size if pairs is None else

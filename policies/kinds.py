@@ -18,7 +18,10 @@ class KindError(ValueError):
 
 
 def parse_targets(raw: Any) -> str | int | list[int]:
-    """Which agents an attack touches: "all", a count ("2": the first two), or indices ("0,2")."""
+    """Which agents an attack touches: "all", a count ("2"), or indices ("0,2"; one index: "1,").
+
+    A count means the first agents on the observation surface and agents drawn per episode on
+    the message surface (policies.message)."""
     if isinstance(raw, (list, tuple)):
         idx = [int(i) for i in raw]
     elif isinstance(raw, int) and not isinstance(raw, bool):
@@ -205,6 +208,27 @@ register(
             Param("steps", "int", 1, "actor gradient steps (1: targeted FGSM)", 1, 200),
             Param("director", "choice", "ppo", "director learner (PPO, as in PA-AD)",
                   choices=("ppo",)),
+        ),
+    )
+)
+# Message-surface attackers (policies.message): a count of targets is drawn per episode.
+_MALICIOUS = Param("targets", "targets", 1,
+                   "malicious agents: a count drawn per episode, indices like 0,2 (one index: "
+                   "1,), or all")
+register(
+    Kind(
+        "msg_random",
+        "attacker",
+        "message",
+        False,
+        "ℜ-MACRL random baseline: malicious agents send same-norm Gaussian noise mixed into "
+        "their messages",
+        (
+            _MALICIOUS,
+            Param("omega", "float", 1.0, "weight ω of the noise in a convex combination", 0.0,
+                  1.0),
+            Param("combine", "choice", "convex",
+                  "convex: (1−ω)·m + ω·δ; add: m + δ (ω unused)", choices=("convex", "add")),
         ),
     )
 )

@@ -1,18 +1,20 @@
 """League records → the players of one batch (arena.payoff.Lineup).
 
 Defenders are plain teams (qmix, vdn, commnet) or mixtures of them; attackers are parameter-only
-kinds (none, random, fgsm, pgd), learned ones (atla, pa_ad) or mixtures of attackers. Every
-distinct team becomes one member of a StackedTeam; a mixture lists its members with weights
-and one is drawn per episode.
+kinds (none, random, fgsm, pgd; msg_random on the message surface), learned ones (atla, pa_ad)
+or mixtures of attackers. Every distinct team becomes one member of a StackedTeam; a mixture
+lists its members with weights and one is drawn per episode. A table with a message attacker
+needs every defender to communicate: its cells are all played in one batch.
 """
 
 from __future__ import annotations
 
 from arena.payoff import Lineup
-from arena.rollout import stream_salt
+from arena.rollout import stream_salt, surface
 from arena.scenarios import spec as scenario_spec
 from policies.errors import PolicyError
 from policies.kinds import KindError, check_targets, get_kind
+from policies.message.attacks import MESSAGE_ATTACKS, build_message_attack
 from policies.observation import atla, pa_ad  # noqa: F401  (they register their builders)
 from policies.observation.attacks import ATTACKS, build_attack, feature_mask
 from policies.observation.learned import LEARNED_ATTACKERS
@@ -131,10 +133,28 @@ def build_lineup(lg, scenario: str, defenders: list[str], attackers: list[str],
             freq.append(f)
             salts.append(stream_salt(rec.ref))
         att_members.append(entry)
+    _check_communicating(lg, teams, defenders, members, attackers, att_members, objs)
     team = StackedTeam(teams.agents, spec.n_agents, spec.n_actions, device) if teams.agents else None
     return Lineup(team=team, defenders=list(defenders), members=members,
                   attackers=list(attackers), attacker_objs=objs, freq=freq,
                   surrogates=surrogates, attacker_members=att_members, attacker_salts=salts)
+
+
+def _check_communicating(lg, teams, defenders, members, attackers, att_members, objs) -> None:
+    """One line when a message attacker meets a defender with a member that sends no messages."""
+    on_messages = [a for a, entry in zip(attackers, att_members)
+                   if any(surface(objs[i]) == "message" for i, _ in entry)]
+    if not on_messages:
+        return
+    for d, entry in zip(defenders, members):
+        for m, _ in entry:
+            if teams.agents[m].layout[0] != "commnet":
+                ref = teams.refs[m]
+                kind = lg.info(ref).kind
+                what = d if ref == d else f"{d} (member {ref})"
+                raise PolicyError(f"{on_messages[0]} attacks messages, but {what} is a {kind} "
+                                  f"team, which sends none: message attackers play against "
+                                  f"communicating teams such as commnet")
 
 
 def _attacker(lg, rec, spec, scenario, device):
@@ -147,7 +167,9 @@ def _attacker(lg, rec, spec, scenario, device):
         feature_mask(config.get("groups", "all"), spec)  # its feature groups, too
     except (KindError, PolicyError) as exc:
         raise PolicyError(f"{rec.ref}: {exc}") from None
-    if rec.kind in ATTACKS:
+    if rec.kind in MESSAGE_ATTACKS:
+        obj = build_message_attack(rec.kind, config, spec.n_agents)
+    elif rec.kind in ATTACKS:
         # the scenario supplies the feature groups and the bounds the attack clips to
         obj = build_attack(rec.kind, config, spec.n_agents, spec)
     elif rec.kind in LEARNED_ATTACKERS:

@@ -13,6 +13,8 @@ messages is taken from its hidden state before the rows are scattered, and enter
 input columns. Groups differ in hidden width; the team's state is as wide as the widest and
 each group reads and writes its own leading columns. The call is differentiable
 in the observation, so gradient attacks take one backward pass for the whole batch.
+`messages` / `with_messages` read and replace the in-transit messages of CommNet rows (columns
+H..H+d of each row's own group) for the message surface's hook in arena.rollout.
 """
 
 from __future__ import annotations
@@ -105,6 +107,36 @@ class StackedTeam:
             self._group_of[ids] = g
             self._pos[ids] = torch.arange(len(members), device=self.device)
             self.groups.append((key, len(members), _stack([agents[m] for m in members], self.device)))
+        # where each member's messages sit in its state: columns start..start+width (width 0:
+        # a member that sends none)
+        self._msg_width = torch.tensor([a.msg_dim if a.layout[0] == "commnet" else 0
+                                        for a in agents], dtype=torch.long, device=self.device)
+        self._msg_start = torch.tensor([a.rnn_hidden if a.layout[0] == "commnet" else 0
+                                        for a in agents], dtype=torch.long, device=self.device)
+
+    def message_width(self, member: torch.Tensor) -> torch.Tensor:
+        """[R] the message width of each row's member (0: it does not communicate)."""
+        return self._msg_width[member.to(self.device)]
+
+    def _message_columns(self, hidden: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """[R, n, d] indices of the rows' message columns; one width d for all rows."""
+        member = member.to(self.device)
+        widths = torch.unique(self._msg_width[member])
+        if len(widths) != 1 or int(widths[0]) == 0:
+            raise ValueError("messages are read from rows whose members all send messages of "
+                             f"one width; these send widths {widths.tolist()}")
+        d = int(widths[0])
+        cols = self._msg_start[member].unsqueeze(1) + torch.arange(d, device=self.device)
+        return cols.to(hidden.device).unsqueeze(1).expand(-1, hidden.shape[1], -1)
+
+    def messages(self, hidden: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """hidden [R, n, H] → the messages in transit [R, n, d]."""
+        return hidden.gather(-1, self._message_columns(hidden, member))
+
+    def with_messages(self, hidden: torch.Tensor, msgs: torch.Tensor,
+                      member: torch.Tensor) -> torch.Tensor:
+        """hidden [R, n, H] with its in-transit messages replaced by msgs [R, n, d]."""
+        return hidden.scatter(-1, self._message_columns(hidden, member), msgs.to(hidden.dtype))
 
     def initial_state(self, rows: int, device=None) -> torch.Tensor:
         return torch.zeros(rows, self.n_agents, self.hidden, device=device or self.device)
