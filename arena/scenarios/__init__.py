@@ -24,6 +24,7 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "2s3z": (_SMAC, "SmacLite", {"map_name": "2s3z"}),
     "3s5z": (_SMAC, "SmacLite", {"map_name": "3s5z"}),
     "tj_easy": ("arena.scenarios.traffic_junction", "TrafficJunction", {}),
+    "tj_hard": ("arena.scenarios.traffic_junction_hard", "TrafficJunctionHard", {}),
     "spread": ("arena.scenarios.spread", "Spread", {}),
 }
 

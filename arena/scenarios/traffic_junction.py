@@ -36,6 +36,11 @@ State: the car count of every grid cell, then per slot the active flag, (row, co
 
 The random numbers of a step (one uniform per route and episode) come from
 `_draw_arrivals`, so that a reference implementation can be fed the very same draws.
+
+The dynamics are written for any `RoadNetwork` (road cells, entry points, the routes that
+leave each entry and a 0/1 encoding per route); the easy mode is the network of two routes
+with one entry each, encoded by the route one-hot. `tj_hard` (traffic_junction_hard.py)
+reuses the class with IC3Net's four-junction network.
 """
 
 from __future__ import annotations
@@ -65,14 +70,20 @@ class TrafficJunctionConfig:
     """Reward per car involved in a collision."""
 
     def validate(self) -> None:
+        self._validate_common()
+        if self.size < 3 or self.size % 2 == 0:
+            raise ScenarioError(f"size must be odd and at least 3, got {self.size}")
+
+    def _validate_common(self) -> None:
         if not 0.0 <= self.add_rate <= 1.0:
             raise ScenarioError(f"add_rate must lie in [0, 1], got {self.add_rate}")
         if self.max_cars < 1:
             raise ScenarioError(f"max_cars must be at least 1, got {self.max_cars}")
-        if self.size < 3 or self.size % 2 == 0:
-            raise ScenarioError(f"size must be odd and at least 3, got {self.size}")
         if self.episode_limit < 1:
             raise ScenarioError(f"episode_limit must be at least 1, got {self.episode_limit}")
+
+    route_features = N_ROUTES
+    """Width of the route encoding in observation and state."""
 
     @property
     def window_cells(self) -> int:
@@ -80,19 +91,19 @@ class TrafficJunctionConfig:
 
     @property
     def obs_dim(self) -> int:
-        return 2 * self.window_cells + N_ROUTES + 1 + 2
+        return 2 * self.window_cells + self.route_features + 1 + 2
 
     @property
     def state_dim(self) -> int:
-        return self.size * self.size + self.max_cars * (1 + 2 + N_ROUTES + 1)
+        return self.size * self.size + self.max_cars * (1 + 2 + self.route_features + 1)
 
 
 def obs_space(cfg: TrafficJunctionConfig) -> dict:
     """ScenarioSpec keyword arguments `obs_low`, `obs_high`, `obs_groups` of the task."""
-    K = cfg.window_cells
-    spans = {"cars": (0, K), "road": (K, 2 * K), "route": (2 * K, 2 * K + N_ROUTES),
-             "time": (2 * K + N_ROUTES, 2 * K + N_ROUTES + 1),
-             "position": (2 * K + N_ROUTES + 1, cfg.obs_dim)}
+    K, F = cfg.window_cells, cfg.route_features
+    spans = {"cars": (0, K), "road": (K, 2 * K), "route": (2 * K, 2 * K + F),
+             "time": (2 * K + F, 2 * K + F + 1),
+             "position": (2 * K + F + 1, cfg.obs_dim)}
     groups = {k: tuple(range(*v)) for k, v in spans.items()}
     groups["binary"] = groups["road"] + groups["route"]
     groups["scalar"] = groups["cars"] + groups["time"]
@@ -107,7 +118,39 @@ def route_cells(size: int) -> list[list[tuple[int, int]]]:
     return [[(mid, c) for c in range(size)], [(r, mid) for r in range(size)]]
 
 
+@dataclass(frozen=True)
+class RoadNetwork:
+    """The static layout a traffic junction is played on."""
+
+    size: int
+    road: tuple[tuple[int, int], ...]
+    """Road cells (row, col): the road channel of the observation window."""
+    routes: tuple[tuple[tuple[int, int], ...], ...]
+    """Cells of each route in driving order; a car leaves after its route's last cell."""
+    entries: tuple[tuple[int, ...], ...]
+    """Per entry point, in serving order, the routes that start there (an arrival picks one
+    of them uniformly); all of an entry's routes share their first cell."""
+    encoding: tuple[tuple[float, ...], ...]
+    """The 0/1 route features of each route."""
+
+
+def easy_network(size: int) -> RoadNetwork:
+    cells = route_cells(size)
+    mid = size // 2
+    road = tuple((r, c) for r in range(size) for c in range(size) if r == mid or c == mid)
+    return RoadNetwork(
+        size=size,
+        road=road,
+        routes=tuple(tuple(rc) for rc in cells),
+        entries=((0,), (1,)),
+        encoding=((1.0, 0.0), (0.0, 1.0)),
+    )
+
+
 class TrafficJunction(VecEnv):
+    name = "tj_easy"
+    config_cls = TrafficJunctionConfig
+
     def __init__(
         self,
         batch_size: int,
@@ -117,9 +160,9 @@ class TrafficJunction(VecEnv):
         **options,
     ):
         super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
-        self.cfg = cfg = config_from_options(TrafficJunctionConfig, options, "tj_easy")
+        self.cfg = cfg = config_from_options(self.config_cls, options, self.name)
         self.spec = ScenarioSpec(
-            name="tj_easy",
+            name=self.name,
             n_agents=cfg.max_cars,
             obs_dim=cfg.obs_dim,
             state_dim=cfg.state_dim,
@@ -127,25 +170,28 @@ class TrafficJunction(VecEnv):
             episode_limit=cfg.episode_limit,
             messages=True,
             family="traffic_junction",
-            description=(
-                f"traffic junction (easy): {cfg.size}x{cfg.size} grid, two one-way roads, "
-                f"up to {cfg.max_cars} cars, add rate {cfg.add_rate}, {cfg.episode_limit} steps; "
-                f"eps 0.2 = {0.2 * (cfg.size - 1):g} cells of the position features"
-            ),
+            description=self._describe(cfg),
             default_eps=0.2,
             **obs_space(cfg),
         )
+        self.network = net = self._network(cfg)
         S, dev = cfg.size, self.device
-        self.path_len = S
-        cells = route_cells(S)
-        # Flat cell index of each (route, progress): [2, S]
-        self._path = torch.tensor([[r * S + c for r, c in rc] for rc in cells], device=dev)
-        self._path_rc = torch.tensor(cells, device=dev)  # [2, S, 2]
+        lengths = [len(rc) for rc in net.routes]
+        longest = max(lengths)
+        # Routes padded to one length with their last cell; a car never reaches the padding
+        # because it leaves as soon as it advances past its route's end.
+        padded = [list(rc) + [rc[-1]] * (longest - len(rc)) for rc in net.routes]
+        self._path_len = torch.tensor(lengths, device=dev)  # [R]
+        self._path = torch.tensor([[r * S + c for r, c in rc] for rc in padded], device=dev)
+        self._path_rc = torch.tensor(padded, device=dev)  # [R, L, 2]
+        self._encoding = torch.tensor(net.encoding, dtype=torch.float32, device=dev)  # [R, F]
+        self._choices = any(len(e) > 1 for e in net.entries)
+        self._options = [torch.tensor(e, device=dev) for e in net.entries]
         # Window lookups happen on the grid padded by one cell on each side.
         P = S + 2
         road = torch.zeros(P, P, device=dev)
-        road[S // 2 + 1, 1 : S + 1] = 1.0
-        road[1 : S + 1, S // 2 + 1] = 1.0
+        for r, c in net.road:
+            road[r + 1, c + 1] = 1.0
         self._road_pad = road.flatten()  # [P*P]
         d = torch.tensor([-1, 0, 1], device=dev)
         self._win_off = (d.view(3, 1) * P + d.view(1, 3)).flatten()  # [9]
@@ -157,22 +203,44 @@ class TrafficJunction(VecEnv):
         self.tau = torch.zeros(B, N, dtype=torch.long, device=dev)
         self.crashed = torch.zeros(B, dtype=torch.bool, device=dev)  # any collision so far
 
+    # -- layout (overridden by other modes) ----------------------------------------------------
+    def _network(self, cfg) -> RoadNetwork:
+        return easy_network(cfg.size)
+
+    def _describe(self, cfg) -> str:
+        return (
+            f"traffic junction (easy): {cfg.size}x{cfg.size} grid, two one-way roads, "
+            f"up to {cfg.max_cars} cars, add rate {cfg.add_rate}, {cfg.episode_limit} steps; "
+            f"eps 0.2 = {0.2 * (cfg.size - 1):g} cells of the position features"
+        )
+
     # -- randomness ----------------------------------------------------------------------------
     def _draw_arrivals(self) -> torch.Tensor:
-        """One uniform per episode and route, drawn for every row so draws stay in lockstep."""
-        return self.rand(self.B, N_ROUTES)  # [B, 2]
+        """One uniform per episode and entry, drawn for every row so draws stay in lockstep."""
+        return self.rand(self.B, len(self.network.entries))  # [B, E]
+
+    def _draw_routes(self) -> torch.Tensor:
+        """One uniform per episode and entry picking the route of an arriving car; drawn only
+        by networks where some entry has a choice, so the easy mode's stream is unchanged."""
+        return self.rand(self.B, len(self.network.entries))  # [B, E]
 
     # -- dynamics ------------------------------------------------------------------------------
     def _arrive(self, rows: torch.Tensor) -> None:
-        u = self._draw_arrivals()  # [B, 2]
+        u = self._draw_arrivals()  # [B, E]
+        v = self._draw_routes() if self._choices else None
         N = self.cfg.max_cars
-        for r in range(N_ROUTES):  # route 0 is served first, as in the reference
+        for e, options in enumerate(self.network.entries):  # entries are served in order
             free = ~self.alive  # [B, N]
-            add = rows & (u[:, r] < self.cfg.add_rate) & free.any(-1)
+            add = rows & (u[:, e] < self.cfg.add_rate) & free.any(-1)
             slot = free.float().argmax(-1)  # lowest free slot
             new = torch.nn.functional.one_hot(slot, N).bool() & add.unsqueeze(-1)  # [B, N]
+            if v is None:
+                route = options[0]
+            else:
+                k = (v[:, e] * len(options)).long().clamp(max=len(options) - 1)  # [B]
+                route = self._options[e][k].unsqueeze(-1)  # [B, 1]
             self.alive |= new
-            self.route = torch.where(new, r, self.route)
+            self.route = torch.where(new, route, self.route)
             self.prog = torch.where(new, 0, self.prog)
             self.tau = torch.where(new, 0, self.tau)
 
@@ -191,7 +259,8 @@ class TrafficJunction(VecEnv):
         self.prog = torch.where(keep, self.prog, 0)
         self.tau = torch.where(keep, self.tau, 0)
         self._arrive(rows)
-        # The two roads start in different cells, so the cars placed at reset never collide.
+        # Entry points are distinct cells and each admits at most one car per step, so the
+        # cars placed at reset never collide.
         self.crashed &= ~rows
 
     def _step_active(self, actions: torch.Tensor, active: torch.Tensor):
@@ -200,7 +269,7 @@ class TrafficJunction(VecEnv):
         gas = moving & (actions == GAS)
         self.tau = torch.where(moving, self.tau + 1, self.tau)
         self.prog = torch.where(gas, self.prog + 1, self.prog)
-        left = gas & (self.prog >= self.path_len)
+        left = gas & (self.prog >= self._path_len[self.route])
         self.alive &= ~left
         self.route = torch.where(left, 0, self.route)
         self.prog = torch.where(left, 0, self.prog)
@@ -236,12 +305,12 @@ class TrafficJunction(VecEnv):
         cars = occ_pad.view(B, P * P).gather(1, win.view(B, N * 9)).view(B, N, 9)
         cars[..., 4] -= 1.0  # the car itself is not an "other car"
         road = self._road_pad[win]  # [B, N, 9]
-        route = torch.nn.functional.one_hot(self.route, N_ROUTES).float()  # [B, N, 2]
+        route = self._encoding[self.route]  # [B, N, F]
         tau = self.tau.float().unsqueeze(-1) / cfg.episode_limit  # [B, N, 1]
         pos = rc.float() / (S - 1)  # [B, N, 2]
         obs = torch.cat([cars, road, route, tau, pos], -1) * alive  # [B, N, obs_dim]
 
-        per_slot = torch.cat([alive, pos, route, tau], -1) * alive  # [B, N, 6]
+        per_slot = torch.cat([alive, pos, route, tau], -1) * alive  # [B, N, 4 + F]
         state = torch.cat([occ, per_slot.flatten(1)], -1)  # [B, state_dim]
 
         avail = torch.ones(B, N, 2, dtype=torch.bool, device=self.device)
