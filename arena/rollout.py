@@ -81,6 +81,9 @@ class MessageContext:
     t: int
     rand: Callable[..., torch.Tensor]  # rand(*shape) -> [R, *shape], per-episode streams
     rows: torch.Tensor  # [R] indices into the batch
+    # [R, n, o] the agents' clean observations of this step: a learned attacker conditions
+    # each malicious agent's message on what that agent sees
+    obs: torch.Tensor | None = None
 
 
 class MessageAttacker(Protocol):
@@ -275,7 +278,7 @@ def _alter_messages(team, hidden, attacker, rows, team_of, malicious, ts, t, key
         h = hidden[r]
         msgs = team.messages(h, m_of)
         ctx = MessageContext(malicious=mal, avail=ts.avail[r], state=ts.state[r], t=t,
-                             rand=Streams(keys[r], t), rows=r)
+                             rand=Streams(keys[r], t), rows=r, obs=ts.obs[r])
         with torch.no_grad():
             out = attacker.message(msgs.clone(), ctx)
         if out.shape != msgs.shape:

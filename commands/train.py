@@ -86,7 +86,7 @@ class _Notes:
 
 @train.command("defender")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet"]), default="qmix",
+@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac"]), default="qmix",
               show_default=True)
 @click.option("--scenario", required=True, callback=scenario_name)
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
@@ -237,51 +237,76 @@ def _family_output(name: str, seeds, runs: list[dict]) -> dict:
 
 @train.command("attacker")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["atla", "pa_ad"]), default="pa_ad", show_default=True)
+@click.option("--algo", type=click.Choice(["atla", "pa_ad", "msg_ppo"]), default="pa_ad",
+              show_default=True,
+              help="atla, pa_ad: observation attackers; msg_ppo: ℜ-MACRL's message attacker "
+                   "(against a communicating team).")
 @click.option("--against", "against", required=True, help="The defender (or mixture) to attack.")
 @click.option("--scenario", callback=scenario_name, help="Default: the defender's scenario.")
 @click.option("--eps", default=0.2, show_default=True)
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
+@click.option("--param", "params", multiple=True,
+              help="msg_ppo only, key=value: targets, omega, combine, alpha, sigma, hidden "
+                   "(ranges: `arena kinds`).")
 @click.option("--steps", default=100_000, show_default=True)
 @click.option("--envs", default=32, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
 @json_option
 @click.pass_obj
-def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps, envs, seed,
-                       seeds):
-    """Train a learned observation attacker against a fixed defender; store it as NAME.
+def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, params, steps, envs,
+                       seed, seeds):
+    """Train a learned attacker against a fixed defender; store it as NAME.
 
     \b
     Examples:
       arena train attacker pa_ad --algo pa_ad --against qmix --eps 0.2
       arena train attacker atla --algo atla --against qmix_fgsm --steps 200000
       arena train attacker pa_ad --against qmix --seeds 0,1,2   # pa_ad.s0, pa_ad.s1, pa_ad.s2
+      arena train attacker mp --algo msg_ppo --scenario pp7 --against commnet --param omega=0.5
     """
     from arena.core import resolve_device
     from policies.build import base_provenance
+    from policies.errors import PolicyError
     from policies.lineup import check_role, members_of
     from policies.names import default_scenario, resolve_for
-    from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
+    from policies.surfaces import communicates
 
     runs = family_runs(name, seed, seeds)
+    msg_params = _msg_params(algo, params)
     with ctx.open("r") as lg:
         info = lg.info(resolve_for(lg, against, scenario, prefer=default_scenario(lg)))
         check_role(info, "defender")
+        if algo == "msg_ppo" and not communicates(lg, info):
+            raise PolicyError(f"--algo msg_ppo attacks messages, but {info.ref} is a {info.kind} "
+                              f"team, which sends none: train it against a communicating team "
+                              f"such as commnet")
         members = members_of(info)
         recs = [(lg.get(r), w) for r, w in members]
     scenario = scenario or info.scenario
+    device = str(resolve_device(ctx.device))
+    against_refs = {r.ref: w for r, w in recs}
+    if algo == "msg_ppo":
+        from policies.message.train_msg_attacker import (
+            MsgAttackerTrainConfig as TrainConfig, train_msg_attacker as trainer,
+        )
+
+        extra = msg_params
+    else:
+        from policies.observation.train_attacker import (
+            AttackerTrainConfig as TrainConfig, train_attacker as trainer,
+        )
+
+        extra = {"algo": algo, "eps": eps, "norm": norm}
     out = []
     with StopOnInterrupt() as stopper:
         for run_name, run_seed in runs:
-            cfg = AttackerTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs,
-                                      seed=run_seed, eps=eps, norm=norm,
-                                      device=str(resolve_device(ctx.device)),
-                                      trained_against={r.ref: w for r, w in recs})
+            cfg = TrainConfig(scenario=scenario, steps=steps, envs=envs, seed=run_seed,
+                              device=device, trained_against=against_refs, **extra)
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:
-                res = train_attacker(cfg, [(r.config, r.weights) for r, _ in recs],
-                                     [w for _, w in recs], on_progress=bar.update,
-                                     should_stop=lambda: stopper.stop)
+                res = trainer(cfg, [(r.config, r.weights) for r, _ in recs],
+                              [w for _, w in recs], on_progress=bar.update,
+                              should_stop=lambda: stopper.stop)
             prov = base_provenance(**{**res.provenance, "partial": res.partial,
                                       "trained_against": info.ref,
                                       "family": name if seeds is not None else None,
@@ -304,6 +329,27 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, steps
     emit(ctx, _family_output(name, seeds, out), human)
 
 
+_MSG_PPO_PARAMS = ("targets", "omega", "combine", "alpha", "sigma", "hidden")
+
+
+def _msg_params(algo: str, params) -> dict:
+    """--param pairs of msg_ppo, parsed and range-checked by its kind before any work."""
+    from policies.kinds import get_kind, parse_param_pairs
+
+    if algo != "msg_ppo":
+        if params:
+            raise click.UsageError("--param is for --algo msg_ppo; atla and pa_ad take --eps "
+                                   "and --norm")
+        return {}
+    pairs = parse_param_pairs(params)
+    unknown = sorted(set(pairs) - set(_MSG_PPO_PARAMS))
+    if unknown:
+        raise click.UsageError(f"--param {unknown[0]}: msg_ppo trains with "
+                               f"{', '.join(_MSG_PPO_PARAMS)}")
+    config = get_kind("msg_ppo").make_config(pairs)
+    return {k: config[k] for k in _MSG_PPO_PARAMS}
+
+
 def attack_summary(prov: dict) -> str:
     """The trained attacker's final evaluation in words (the provenance keeps the raw keys)."""
     def pair(what, attacked, clean, fmt):
@@ -316,6 +362,8 @@ def attack_summary(prov: dict) -> str:
 
     parts = [pair("return", "final_attacked_return", "final_clean_return", ".2f"),
              pair("win rate", "final_attacked_win", "final_clean_win", ".0%")]
+    if prov.get("final_random_return") is not None:
+        parts.append(f"under msg_random {prov['final_random_return']:.2f}")
     parts = [p for p in parts if p]
     if prov.get("steps") is not None:
         parts.append(f"{int(prov['steps']):,} steps")

@@ -232,6 +232,32 @@ register(
         ),
     )
 )
+register(
+    Kind(
+        "msg_ppo",
+        "attacker",
+        "message",
+        True,
+        "ℜ-MACRL learned message attacker: a Gaussian policy of fixed covariance mixes δ into "
+        "malicious agents' messages (PPO, reward −team return − α·‖m − m_adv‖²)",
+        (
+            _MALICIOUS,
+            Param("omega", "float", 1.0, "weight ω of δ in a convex combination", 0.0, 1.0),
+            Param("combine", "choice", "convex",
+                  "convex: (1−ω)·m + ω·δ; add: m + δ (ω unused)", choices=("convex", "add")),
+            Param("alpha", "float", 0.1, "weight α of the penalty ‖m − m_adv‖² in the reward",
+                  0.0, 1000.0),
+            Param("sigma", "float", 0.5, "fixed standard deviation of δ (Λ = σ²·I)", 1e-3,
+                  100.0),
+            Param("hidden", "int", 64, "width of the mean and value networks", 1, 4096),
+            Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
+            Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),
+            Param("n_actions", "int", 1, "number of actions (set by training)", 1, None),
+            Param("msg_dim", "int", 1, "message width of the victim (set by training)", 1, None),
+            Param("algo", "choice", "msg_ppo", "network family", choices=("msg_ppo",)),
+        ),
+    )
+)
 # Team network sizes as `network_config` (policies.learners.train_defender) writes them. The
 # upper bounds keep one team under ~10^8 parameters: a GRU of width h holds ~6·h² weights,
 # so a typo like hidden=1000000 is refused before anything is allocated.
@@ -254,6 +280,12 @@ register(Kind("commnet", "defender", "team", True,
               "CommNet team (GRU agents exchanging delayed mean messages + additive mixer)",
               tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
               + (Param("msg_dim", "int", 16, "CommNet message width", 1, 1024),)))
+register(Kind("tarmac", "defender", "team", True,
+              "TarMAC team (GRU agents exchanging delayed messages read by attention over "
+              "signatures + additive mixer)",
+              tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
+              + (Param("msg_dim", "int", 16, "TarMAC message value width d_v", 1, 1024),
+                 Param("key_dim", "int", 8, "TarMAC message signature width d_k", 1, 1024))))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
 
 

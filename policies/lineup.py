@@ -1,10 +1,11 @@
 """League records → the players of one batch (arena.payoff.Lineup).
 
-Defenders are plain teams (qmix, vdn, commnet) or mixtures of them; attackers are parameter-only
-kinds (none, random, fgsm, pgd; msg_random on the message surface), learned ones (atla, pa_ad)
-or mixtures of attackers. Every distinct team becomes one member of a StackedTeam; a mixture
-lists its members with weights and one is drawn per episode. A table with a message attacker
-needs every defender to communicate: its cells are all played in one batch.
+Defenders are plain teams (qmix, vdn, commnet, tarmac) or mixtures of them; attackers are
+parameter-only kinds (none, random, fgsm, pgd; msg_random on the message surface), learned
+ones (atla, pa_ad; msg_ppo on the message surface) or mixtures of attackers. Every distinct
+team becomes one member of a StackedTeam; a mixture lists its members with weights and one is
+drawn per episode. A table with a message attacker needs every defender to communicate (and a
+learned one, messages of the width it was trained on): its cells are all played in one batch.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from arena.rollout import stream_salt, surface
 from arena.scenarios import spec as scenario_spec
 from policies.errors import PolicyError
 from policies.kinds import KindError, check_targets, get_kind
-from policies.message.attacks import MESSAGE_ATTACKS, build_message_attack
+from policies.message.attacks import (
+    LEARNED_MESSAGE_ATTACKS, MESSAGE_ATTACKS, build_message_attack,
+)
 from policies.observation import atla, pa_ad  # noqa: F401  (they register their builders)
 from policies.observation.attacks import ATTACKS, build_attack, feature_mask
 from policies.observation.learned import LEARNED_ATTACKERS
-from policies.teams.stacked_team import StackedTeam
+from policies.teams.stacked_team import COMMUNICATING, StackedTeam
 from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
-TEAM_KINDS = ("qmix", "vdn", "commnet")
+TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac")
 
 
 def check_role(info, role: str) -> None:
@@ -148,13 +151,20 @@ def _check_communicating(lg, teams, defenders, members, attackers, att_members, 
         return
     for d, entry in zip(defenders, members):
         for m, _ in entry:
-            if teams.agents[m].layout[0] != "commnet":
-                ref = teams.refs[m]
+            ref = teams.refs[m]
+            what = d if ref == d else f"{d} (member {ref})"
+            if teams.agents[m].layout[0] not in COMMUNICATING:
                 kind = lg.info(ref).kind
-                what = d if ref == d else f"{d} (member {ref})"
                 raise PolicyError(f"{on_messages[0]} attacks messages, but {what} is a {kind} "
                                   f"team, which sends none: message attackers play against "
                                   f"communicating teams such as commnet")
+            width = getattr(teams.agents[m], "msg_dim", None)
+            for a, a_entry in zip(attackers, att_members):
+                for i, _ in a_entry:
+                    need = getattr(objs[i], "msg_dim", None)
+                    if need is not None and need != width:
+                        raise PolicyError(f"{a} was trained on {need}-wide messages, but {what} "
+                                          f"sends {width}-wide ones")
 
 
 def _attacker(lg, rec, spec, scenario, device):
@@ -169,6 +179,8 @@ def _attacker(lg, rec, spec, scenario, device):
         raise PolicyError(f"{rec.ref}: {exc}") from None
     if rec.kind in MESSAGE_ATTACKS:
         obj = build_message_attack(rec.kind, config, spec.n_agents)
+    elif rec.kind in LEARNED_MESSAGE_ATTACKS:
+        obj = LEARNED_MESSAGE_ATTACKS[rec.kind](rec, spec, device)
     elif rec.kind in ATTACKS:
         # the scenario supplies the feature groups and the bounds the attack clips to
         obj = build_attack(rec.kind, config, spec.n_agents, spec)

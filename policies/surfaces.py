@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from policies.errors import PolicyError
 from policies.kinds import KINDS
+from store import NO_ATTACK
 
 SURFACES = ("observation", "message")
 
@@ -12,7 +13,9 @@ def _kinds(lg, info) -> list[str]:
     """The kinds a policy plays: its own, or a mixture's members' (one level, as lineup plays)."""
     if info.kind != "mixture":
         return [info.kind]
-    return [lg.info(m["ref"]).kind for m in info.config.get("members", [])]
+    # an attacker mixture may keep the clean column as a member: it has no record to read
+    return [lg.info(m["ref"]).kind for m in info.config.get("members", [])
+            if m["ref"] != NO_ATTACK]
 
 
 def attacker_surface(lg, info) -> str:
@@ -26,7 +29,7 @@ def attacker_surface(lg, info) -> str:
 def communicates(lg, info) -> bool:
     """Whether every team the defender plays sends messages."""
     kinds = _kinds(lg, info)
-    return bool(kinds) and all(k == "commnet" for k in kinds)
+    return bool(kinds) and all(k in ("commnet", "tarmac") for k in kinds)
 
 
 def check_surface(name: str) -> str:

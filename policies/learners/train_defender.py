@@ -137,7 +137,11 @@ class DefenderTrainConfig:
     hypernet_layers: int = 2
     """QMIX hypernetwork depth, 1 or 2 (PyMARL's hypernet_layers)."""
     msg_dim: int = 16
-    """Message width of a "commnet" team (policies.teams.commnet); unused by the others."""
+    """Message width of a "commnet" team (policies.teams.commnet), value width d_v of a
+    "tarmac" team; unused by the others."""
+    key_dim: int = 8
+    """Signature width d_k of a "tarmac" team (policies.teams.tarmac), whose value width d_v is
+    `msg_dim`; unused by the others."""
     init: dict | None = field(default=None, repr=False)
     """Initial weights (name → array, as TrainResult.weights), e.g. a trained clean model."""
     init_config: dict | None = field(default=None, repr=False)

@@ -12,5 +12,6 @@ written with a trailing comma, "1,"), or a count ("2"), which on this surface me
 agents drawn uniformly per episode from the episode's own random stream (Byzantine agents, as
 in Xue et al. 2022), not the first ones as on the observation surface.
 
-Attacks: `msg_random` (same-norm Gaussian noise, ℜ-MACRL's random baseline).
+Attacks: `msg_random` (same-norm Gaussian noise, ℜ-MACRL's random baseline) and `msg_ppo`
+(ℜ-MACRL's learned Gaussian message policy, trained with PPO by `train_msg_attacker`).
 """

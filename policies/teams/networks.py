@@ -3,8 +3,9 @@ mixer it builds, and the named float arrays the league keeps.
 
 A config holds the scenario's sizes and the architecture fields (`ARCHITECTURE`); fields added
 later (the PyMARL input flags, the feed-forward agent, one-layer hypernetworks, the message
-width of a CommNet team) default to their first meaning, so every stored team still loads.
-"commnet" is a team of communicating agents (policies.teams.commnet) under the VDN mixer.
+width of a CommNet team, the signature width of a TarMAC team) default to their first
+meaning, so every stored team still loads. "commnet" and "tarmac" are teams of communicating
+agents (policies.teams.commnet, policies.teams.tarmac) under the VDN mixer.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from policies.errors import PolicyError
 from policies.teams.commnet import CommNetAgent, make_commnet
 from policies.teams.qmix import QMixer
 from policies.teams.rnn_agent import QTeam, RNNAgent, make_agent
+from policies.teams.tarmac import TarMACAgent, make_tarmac
 from policies.teams.vdn import VDNMixer
 
-ALGOS = ("qmix", "vdn", "commnet")
+ALGOS = ("qmix", "vdn", "commnet", "tarmac")
 
 
 class TeamError(PolicyError):
@@ -27,13 +29,16 @@ class TeamError(PolicyError):
 
 # Config fields that fix the shapes and the computation of a team beyond the scenario's sizes.
 ARCHITECTURE = ("hidden", "use_rnn", "obs_last_action", "obs_agent_id", "embed",
-                "hypernet_hidden", "hypernet_layers", "msg_dim")
+                "hypernet_hidden", "hypernet_layers", "msg_dim", "key_dim")
 
 
 def architecture_fields(algo: str) -> tuple[str, ...]:
     """The ARCHITECTURE fields a team of `algo` keeps in its config (the message width only
-    where there are messages)."""
-    return ARCHITECTURE if algo == "commnet" else tuple(k for k in ARCHITECTURE if k != "msg_dim")
+    where there are messages, the signature width only where messages are addressed)."""
+    if algo == "tarmac":
+        return ARCHITECTURE
+    drop = ("key_dim",) if algo == "commnet" else ("msg_dim", "key_dim")
+    return tuple(k for k in ARCHITECTURE if k not in drop)
 
 
 def agent_inputs(config: dict) -> list[str]:
@@ -59,6 +64,8 @@ def architecture_of(weights: dict, config: dict) -> dict:
                                     scenario=f"scenario {config['scenario']}"))
         if config["algo"] == "commnet":
             out["msg_dim"] = _commnet_msg_dim(agent)
+        if config["algo"] == "tarmac":
+            out.update(_tarmac_widths(agent))
     except KindError as exc:
         raise TeamError(str(exc)) from None
     return out
@@ -72,9 +79,19 @@ def _commnet_msg_dim(agent: dict) -> int:
     return int(np.shape(agent["msg.weight"])[0])
 
 
+def _tarmac_widths(agent: dict) -> dict:
+    from policies.kinds import KindError
+
+    for name in ("key.weight", "value.weight"):
+        if name not in agent:
+            raise KindError(f"the initial weights are not a tarmac team's: no agent.{name}")
+    return {"msg_dim": int(np.shape(agent["value.weight"])[0]),
+            "key_dim": int(np.shape(agent["key.weight"])[0])}
+
+
 def build_mixer(config: dict) -> nn.Module:
     algo = config["algo"]
-    if algo in ("vdn", "commnet"):
+    if algo in ("vdn", "commnet", "tarmac"):
         return VDNMixer()
     if algo != "qmix":
         raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
@@ -91,23 +108,30 @@ def build_mixer(config: dict) -> nn.Module:
     return mixer
 
 
-def build_agent(config: dict) -> RNNAgent | CommNetAgent:
+def build_agent(config: dict) -> RNNAgent | CommNetAgent | TarMACAgent:
     n_agents, hidden = int(config["n_agents"]), int(config.get("hidden", 64))
     flags = dict(obs_last_action=bool(config.get("obs_last_action", True)),
                  obs_agent_id=bool(config.get("obs_agent_id", True)))
-    if config["algo"] == "commnet":
+    algo = config["algo"]
+    if algo in ("commnet", "tarmac"):
         if not bool(config.get("use_rnn", True)):
-            raise TeamError("a commnet team has GRU agents: use_rnn must be true")
+            raise TeamError(f"a {algo} team has GRU agents: use_rnn must be true")
         msg_dim = int(config.get("msg_dim", 16))
         if msg_dim < 1:
             raise TeamError(f"msg_dim must be at least 1, got {msg_dim}")
-        return make_commnet(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
-                            msg_dim, **flags)
+        if algo == "commnet":
+            return make_commnet(int(config["obs_dim"]), int(config["n_actions"]), n_agents,
+                                hidden, msg_dim, **flags)
+        key_dim = int(config.get("key_dim", 8))
+        if key_dim < 1:
+            raise TeamError(f"key_dim must be at least 1, got {key_dim}")
+        return make_tarmac(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
+                           msg_dim, key_dim, **flags)
     return make_agent(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
                       use_rnn=bool(config.get("use_rnn", True)), **flags)
 
 
-def build_networks(config: dict, device="cpu") -> tuple[RNNAgent | CommNetAgent, nn.Module]:
+def build_networks(config: dict, device="cpu") -> tuple[nn.Module, nn.Module]:
     """(agent, mixer) of a stored config; fields added later default to their first meaning."""
     try:
         agent = build_agent(config)

@@ -10,11 +10,14 @@ so the GRU cell is written out with PyTorch's gate order r, z, n; EPyMARL's feed
 agent has a Linear + ReLU in its place.) CommNet members (policies.teams.commnet,
 `layout` tagged "commnet") form groups of their own: each row's mean of the other agents'
 messages is taken from its hidden state before the rows are scattered, and enters as extra
-input columns. Groups differ in hidden width; the team's state is as wide as the widest and
-each group reads and writes its own leading columns. The call is differentiable
-in the observation, so gradient attacks take one backward pass for the whole batch.
-`messages` / `with_messages` read and replace the in-transit messages of CommNet rows (columns
-H..H+d of each row's own group) for the message surface's hook in arena.rollout.
+input columns. TarMAC members (policies.teams.tarmac, tagged "tarmac") form groups of their
+own too; their attention needs each member's own query weights, so it runs inside the padded
+block, where every row keeps its agents side by side. Groups differ in hidden width; the
+team's state is as wide as the widest and each group reads and writes its own leading
+columns. The call is differentiable in the observation, so gradient attacks take one backward
+pass for the whole batch. `messages` / `with_messages` read and replace the in-transit
+messages of CommNet and TarMAC rows (columns H..H+d of each row's own group; for TarMAC the
+whole [signature | value]) for the message surface's hook in arena.rollout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import torch
 
 from policies.teams.commnet import mean_of_others
 from policies.teams.rnn_agent import RNNAgent, build_inputs, select_inputs
+from policies.teams.tarmac import attend_to_others
+
+# layout tags of agents whose recurrent state ends with the messages they send
+COMMUNICATING = ("commnet", "tarmac")
 
 
 def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
@@ -37,6 +44,10 @@ def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
     if hasattr(agents[0], "msg"):
         p.update({"wm": w("msg.weight").transpose(1, 2).contiguous(),
                   "bm": w("msg.bias").unsqueeze(1)})
+    if hasattr(agents[0], "query"):
+        for short, name in (("q", "query"), ("k", "key"), ("v", "value")):
+            p.update({"w" + short: w(f"{name}.weight").transpose(1, 2).contiguous(),
+                      "b" + short: w(f"{name}.bias").unsqueeze(1)})
     if agents[0].use_rnn:
         p.update({
             "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(),
@@ -81,13 +92,35 @@ def grouped_commnet(p: dict[str, torch.Tensor], xc: torch.Tensor, hm: torch.Tens
     return torch.baddbmm(p["b2"], h_new, p["w2"]), torch.cat([h_new, m_new], -1)
 
 
+def grouped_tarmac(p: dict[str, torch.Tensor], x: torch.Tensor, hkv: torch.Tensor, n: int,
+                   H: int, dk: int):
+    """x [M, R, in], hkv [M, R, H + d_k + d_v] with R = rows · n (each row's n agents side by
+    side) → (q [M, R, A], [h' | k' | v'] [M, R, H + d_k + d_v]): TarMACAgent for every member."""
+    M, R, _ = x.shape
+    y = torch.relu(torch.baddbmm(p["b1"], x, p["w1"]))
+    h = hkv[..., :H]
+    query = torch.baddbmm(p["bq"], torch.cat([y, h], -1), p["wq"])
+    c = attend_to_others(query.view(M, R // n, n, dk), hkv[..., H:H + dk].view(M, R // n, n, dk),
+                         hkv[..., H + dk:].reshape(M, R // n, n, -1)).reshape(M, R, -1)
+    h_new = _gru(p, torch.cat([y, c], -1), h)
+    k_new = torch.baddbmm(p["bk"], h_new, p["wk"])
+    v_new = torch.tanh(torch.baddbmm(p["bv"], h_new, p["wv"]))
+    return torch.baddbmm(p["b2"], h_new, p["w2"]), torch.cat([h_new, k_new, v_new], -1)
+
+
 def _width(key: tuple) -> int:
-    """The recurrent state's width of a group's layout: H, or H + d for CommNet."""
-    return key[2] + key[3] if key[0] == "commnet" else key[1]
+    """The recurrent state's width of a group's layout: H, H + d for CommNet, H + d_k + d_v
+    for TarMAC."""
+    if key[0] == "commnet":
+        return key[2] + key[3]
+    if key[0] == "tarmac":
+        return key[2] + key[3] + key[4]
+    return key[1]
 
 
 class StackedTeam:
-    """Implements arena.rollout.Team over a list of RNNAgents or CommNetAgents (one per member)."""
+    """Implements arena.rollout.Team over a list of RNNAgents, CommNetAgents or TarMACAgents
+    (one per member)."""
 
     def __init__(self, agents: list[RNNAgent], n_agents: int, n_actions: int, device="cpu"):
         if not agents:
@@ -109,10 +142,11 @@ class StackedTeam:
             self.groups.append((key, len(members), _stack([agents[m] for m in members], self.device)))
         # where each member's messages sit in its state: columns start..start+width (width 0:
         # a member that sends none)
-        self._msg_width = torch.tensor([a.msg_dim if a.layout[0] == "commnet" else 0
-                                        for a in agents], dtype=torch.long, device=self.device)
-        self._msg_start = torch.tensor([a.rnn_hidden if a.layout[0] == "commnet" else 0
-                                        for a in agents], dtype=torch.long, device=self.device)
+        talks = [a.layout[0] in COMMUNICATING for a in agents]
+        self._msg_width = torch.tensor([a.msg_dim if t else 0 for a, t in zip(agents, talks)],
+                                       dtype=torch.long, device=self.device)
+        self._msg_start = torch.tensor([a.rnn_hidden if t else 0 for a, t in zip(agents, talks)],
+                                       dtype=torch.long, device=self.device)
 
     def message_width(self, member: torch.Tensor) -> torch.Tensor:
         """[R] the message width of each row's member (0: it does not communicate)."""
@@ -173,6 +207,14 @@ class StackedTeam:
 
             def forward(p, xs, hs):
                 return grouped_commnet(p, xs, hs, fc1_in, H_rnn)
+        elif key[0] == "tarmac":
+            _, fc1_in, H_rnn, dk, _, A, last, ids, obs_dim = key
+            if x.shape[-1] != fc1_in:
+                x = select_inputs(x, obs_dim, A, last, ids)
+            n_agents = x.shape[1]
+
+            def forward(p, xs, hs):
+                return grouped_tarmac(p, xs, hs, n_agents, H_rnn, dk)
         else:
             fc1_in, _, A, _, last, ids, obs_dim = key
             if x.shape[-1] != fc1_in:
