@@ -86,9 +86,17 @@ class _Notes:
 
 @train.command("defender")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac"]), default="qmix",
-              show_default=True)
-@click.option("--scenario", required=True, callback=scenario_name)
+@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac", "msg_filter"]),
+              default="qmix", show_default=True,
+              help="msg_filter: ℜ-MACRL's message filter in front of the frozen communicating "
+                   "team --init, trained against the message attackers --against.")
+@click.option("--scenario", callback=scenario_name,
+              help="Required, except for msg_filter (default: the --init team's).")
+@click.option("--against", "against",
+              help="msg_filter only: message attackers to train against, comma-separated.")
+@click.option("--param", "params", multiple=True,
+              help="msg_filter only, key=value: detector (on|off), reconstructor "
+                   "(learned|random), hidden, beta1.")
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -127,9 +135,9 @@ class _Notes:
                    "adversary; a PGD-10 test costs about ten clean ones.")
 @json_option
 @click.pass_obj
-def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds, adv, rounds,
-                       attacker_steps, attacker_cap, weak_fraction, adv_eps, adv_fraction, reg,
-                       kappa, hinge_c, init_ref, test_every, test_attacks):
+def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, envs, seed,
+                       seeds, adv, rounds, attacker_steps, attacker_cap, weak_fraction, adv_eps,
+                       adv_fraction, reg, kappa, hinge_c, init_ref, test_every, test_attacks):
     """Train a QMIX or VDN team and store it as NAME (a new version).
 
     With --reg policy the team trains under FGSM perturbations (ε = --eps), as the paper's
@@ -144,7 +152,16 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds,
       arena train defender qmix_fgsm --scenario 3m --adv fgsm --eps 0.2
       arena train defender qmix_reg --scenario 3m --reg policy --init qmix
       arena train defender qmix_paad --scenario 3m --adv pa_ad --init qmix --rounds 2
+      arena train defender guard --algo msg_filter --init commnet --against mp,noise
     """
+    if algo == "msg_filter":
+        if seeds is not None:
+            raise click.UsageError("--seeds is not for --algo msg_filter: give --seed")
+        return _train_filter(ctx, name, scenario, init_ref, against, params, steps, envs, seed)
+    if against or params:
+        raise click.UsageError("--against and --param are for --algo msg_filter")
+    if scenario is None:
+        raise click.UsageError("Missing option '--scenario'.")
     from arena.core import resolve_device
     from arena.scenarios import spec as scenario_spec
     from policies.build import base_provenance
@@ -225,6 +242,53 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, steps, envs, seed, seeds,
                        + f", win rate {prov.get('final_test_win', float('nan')):.0%}")
 
     emit(ctx, _family_output(name, seeds, [d for d, _ in out]), human)
+
+
+_FILTER_PARAMS = ("detector", "reconstructor", "hidden", "beta1")
+
+
+def _train_filter(ctx: Ctx, name, scenario, init_ref, against, params, steps, envs, seed):
+    """`train defender --algo msg_filter`: the filter around --init, against --against."""
+    from arena.core import resolve_device
+    from policies.build import base_provenance
+    from policies.kinds import get_kind, parse_param_pairs
+    from policies.message.train_msg_filter import (MsgFilterTrainConfig, from_league,
+                                                   train_msg_filter)
+
+    if not init_ref or not against:
+        raise click.UsageError("--algo msg_filter needs the team to guard (--init) and the "
+                               "message attackers to train against (--against)")
+    pairs = parse_param_pairs(params)
+    unknown = sorted(set(pairs) - set(_FILTER_PARAMS))
+    if unknown:
+        raise click.UsageError(f"--param {unknown[0]}: msg_filter trains with "
+                               f"{', '.join(_FILTER_PARAMS)}")
+    config = get_kind("msg_filter").make_config(pairs)
+    device = str(resolve_device(ctx.device))
+    with ctx.open("r") as lg:
+        rec, opponents, refs = from_league(lg, init_ref, [a.strip() for a in against.split(",")
+                                                          if a.strip()], scenario, device)
+    cfg = MsgFilterTrainConfig(scenario=rec.scenario, steps=steps, envs=envs, seed=seed,
+                               device=device, trained_against=refs,
+                               **{k: config[k] for k in _FILTER_PARAMS})
+    with StopOnInterrupt() as stopper, TrainProgress(ctx, steps, f"train {name}") as bar:
+        res = train_msg_filter(cfg, (rec.config, rec.weights), opponents,
+                               on_progress=bar.update, should_stop=lambda: stopper.stop)
+    prov = base_provenance(**{**res.provenance, "parent": rec.ref, "partial": res.partial})
+    with ctx.open("a") as lg:
+        ref = lg.add_policy(name, "defender", "msg_filter", rec.scenario, res.config,
+                            res.weights, prov)
+    data = {"ref": ref, "partial": res.partial,
+            **{k: prov.get(k) for k in ("steps", "final_clean_return", "final_attacked_return",
+                                        "final_filtered_return", "wall_time_s")}}
+
+    def human():
+        click.echo(f"stored {ref}{' (partial)' if res.partial else ''}: {data['steps']:,} "
+                   f"steps, under attack {data['final_attacked_return']:.2f} unfiltered, "
+                   f"{data['final_filtered_return']:.2f} filtered (clean "
+                   f"{data['final_clean_return']:.2f})")
+
+    emit(ctx, data, human)
 
 
 def _family_output(name: str, seeds, runs: list[dict]) -> dict:

@@ -286,6 +286,27 @@ register(Kind("tarmac", "defender", "team", True,
               tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
               + (Param("msg_dim", "int", 16, "TarMAC message value width d_v", 1, 1024),
                  Param("key_dim", "int", 8, "TarMAC message signature width d_k", 1, 1024))))
+register(Kind("msg_filter", "defender", "team", True,
+              "ℜ-MACRL message filter: a detector flags incoming messages and a reconstructor "
+              "replaces the flagged ones before a frozen communicating team reads them",
+              (Param("detector", "choice", "on",
+                     "on: learned verdicts; off: one random agent's message reconstructed per "
+                     "step (ablation)", choices=("on", "off")),
+               Param("reconstructor", "choice", "learned",
+                     "learned: g_r; random: flagged messages become same-norm Gaussian noise "
+                     "(ablation)", choices=("learned", "random")),
+               Param("hidden", "int", 64, "width of the detector and reconstructor networks",
+                     1, 4096),
+               Param("beta1", "float", 1.0,
+                     "weight β1 of the detector's cross-entropy against the true flags", 0.0,
+                     1000.0),
+               Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
+               Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),
+               Param("n_actions", "int", 1, "number of actions (set by training)", 1, None),
+               Param("msg_dim", "int", 1, "message width of the team (set by training)", 1,
+                     None),
+               Param("algo", "choice", "msg_filter", "network family",
+                     choices=("msg_filter",)))))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
 
 

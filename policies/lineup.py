@@ -1,6 +1,7 @@
 """League records → the players of one batch (arena.payoff.Lineup).
 
-Defenders are plain teams (qmix, vdn, commnet, tarmac) or mixtures of them; attackers are
+Defenders are plain teams (qmix, vdn, commnet, tarmac), message filters in front of a
+communicating team (msg_filter), or mixtures of them; attackers are
 parameter-only kinds (none, random, fgsm, pgd; msg_random on the message surface), learned
 ones (atla, pa_ad; msg_ppo on the message surface) or mixtures of attackers. Every distinct
 team becomes one member of a StackedTeam; a mixture lists its members with weights and one is
@@ -25,7 +26,7 @@ from policies.teams.stacked_team import COMMUNICATING, StackedTeam
 from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
-TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac")
+TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac", "msg_filter")
 
 
 def check_role(info, role: str) -> None:
@@ -43,8 +44,14 @@ def check_scenario(info, scenario: str) -> None:
 
 
 def agent_from_record(rec, device="cpu"):
-    """The agent network of a stored team (mixer weights are not needed to act)."""
+    """The agent network of a stored team (mixer weights are not needed to act); a message
+    filter's is its base agent behind the filter."""
     from policies.teams.networks import build_networks
+
+    if rec.kind == "msg_filter":
+        from policies.message.msg_filter import build_filter_agent
+
+        return build_filter_agent(rec.config, rec.weights, device)
 
     agent, _ = build_networks(rec.config, device)
     load_named(agent, rec.weights, "agent.", f"agent network of {rec.ref}")

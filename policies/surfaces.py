@@ -29,7 +29,7 @@ def attacker_surface(lg, info) -> str:
 def communicates(lg, info) -> bool:
     """Whether every team the defender plays sends messages."""
     kinds = _kinds(lg, info)
-    return bool(kinds) and all(k in ("commnet", "tarmac") for k in kinds)
+    return bool(kinds) and all(k in ("commnet", "tarmac", "msg_filter") for k in kinds)
 
 
 def check_surface(name: str) -> str:

@@ -14,4 +14,6 @@ in Xue et al. 2022), not the first ones as on the observation surface.
 
 Attacks: `msg_random` (same-norm Gaussian noise, ℜ-MACRL's random baseline) and `msg_ppo`
 (ℜ-MACRL's learned Gaussian message policy, trained with PPO by `train_msg_attacker`).
+Defence: `msg_filter` (ℜ-MACRL's detector and reconstructor in front of a frozen communicating
+team, trained by `train_msg_filter`), a defender that the stacked team plays like any other.
 """

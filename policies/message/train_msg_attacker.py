@@ -111,6 +111,31 @@ def message_width(victim, n_members: int) -> int:
     return int(widths[0])
 
 
+def message_victims(victims: list[tuple[dict, dict]], spec, device):
+    """The victims as one StackedTeam; a message filter (msg_filter) plays as its base team
+    behind the filter, so an attacker can be trained against the defended team."""
+    filters = {k for k, (c, _) in enumerate(victims) if c.get("algo") == "msg_filter"}
+    if not filters:
+        return load_victims(victims, spec, device)
+    from policies.errors import PolicyError
+    from policies.message.msg_filter import build_filter_agent
+    from policies.teams.networks import load_defender
+    from policies.teams.stacked_team import StackedTeam
+
+    agents = []
+    for k, (config, weights) in enumerate(victims):
+        shape = tuple(int(config.get(f, -1)) for f in ("obs_dim", "n_agents", "n_actions"))
+        if shape != (spec.obs_dim, spec.n_agents, spec.n_actions):
+            raise AttackerTrainError(f"victim {k} does not fit scenario {spec.name}'s shapes")
+        try:
+            agent = (build_filter_agent(config, weights, device) if k in filters
+                     else load_defender(config, weights, device)[0])
+        except PolicyError as exc:
+            raise AttackerTrainError(f"victim {k}: {exc}") from None
+        agents.append(agent.eval().requires_grad_(False))
+    return StackedTeam(agents, spec.n_agents, spec.n_actions, device)
+
+
 def collect(env: VecEnv, victim, member: torch.Tensor, seeds: torch.Tensor,
             attacker: MsgPPOAttacker, generator: torch.Generator) -> dict:
     """env.B episodes of the frozen team under the sampling attacker; PPO storage [T, K, n]."""
@@ -190,7 +215,7 @@ def train_msg_attacker(
     env = make_env(cfg.envs)
     spec = env.spec
     device = torch.device(cfg.device)
-    victim = load_victims(victims, spec, device)
+    victim = message_victims(victims, spec, device)
     weights = list(victim_weights) if victim_weights is not None else [1.0] * len(victims)
     if len(weights) != len(victims) or min(weights) < 0 or sum(weights) <= 0:
         raise AttackerTrainError(

@@ -17,7 +17,11 @@ team's state is as wide as the widest and each group reads and writes its own le
 columns. The call is differentiable in the observation, so gradient attacks take one backward
 pass for the whole batch. `messages` / `with_messages` read and replace the in-transit
 messages of CommNet and TarMAC rows (columns H..H+d of each row's own group; for TarMAC the
-whole [signature | value]) for the message surface's hook in arena.rollout.
+whole [signature | value]) for the message surface's hook in arena.rollout. Message-filter
+members (policies.message.msg_filter, tagged "msg_filter") wrap a communicating agent: their
+group runs its few members one by one, each rewriting the in-transit messages of its own rows
+(after any attack, before its agents read them) and then playing its base agent as a
+one-member group of the base's layout.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from policies.teams.rnn_agent import RNNAgent, build_inputs, select_inputs
 from policies.teams.tarmac import attend_to_others
 
 # layout tags of agents whose recurrent state ends with the messages they send
-COMMUNICATING = ("commnet", "tarmac")
+COMMUNICATING = ("commnet", "tarmac", "msg_filter")
 
 
 def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
@@ -115,6 +119,8 @@ def _width(key: tuple) -> int:
         return key[2] + key[3]
     if key[0] == "tarmac":
         return key[2] + key[3] + key[4]
+    if key[0] == "msg_filter":
+        return _width(key[1])
     return key[1]
 
 
@@ -139,7 +145,12 @@ class StackedTeam:
             ids = torch.tensor(members, dtype=torch.long, device=self.device)
             self._group_of[ids] = g
             self._pos[ids] = torch.arange(len(members), device=self.device)
-            self.groups.append((key, len(members), _stack([agents[m] for m in members], self.device)))
+            if key[0] == "msg_filter":  # not stacked: (filter agent, its base's parameters)
+                params = [(agents[m].to(self.device), _stack([agents[m].base], self.device))
+                          for m in members]
+            else:
+                params = _stack([agents[m] for m in members], self.device)
+            self.groups.append((key, len(members), params))
         # where each member's messages sit in its state: columns start..start+width (width 0:
         # a member that sends none)
         talks = [a.layout[0] in COMMUNICATING for a in agents]
@@ -198,6 +209,8 @@ class StackedTeam:
     @staticmethod
     def _group(key, M, params, x, hidden, pos):
         """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
+        if key[0] == "msg_filter":
+            return StackedTeam._filtered(key, params, x, hidden, pos)
         if key[0] == "commnet":
             _, fc1_in, H_rnn, _, A, last, ids, obs_dim = key
             if x.shape[-1] != fc1_in:
@@ -235,3 +248,21 @@ class StackedTeam:
         hp = hidden.new_zeros(M, G, n, H).index_put((pos, slot), hidden)
         q, h = forward(params, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
         return q.view(M, G, n, -1)[pos, slot], h.view(M, G, n, H)[pos, slot]
+
+    @staticmethod
+    def _filtered(key, members, x, hidden, pos):
+        """Rows of message-filter members: a loop over the members (a few), each one filtered
+        call of its base's layout over all its rows."""
+        q_out, h_out = None, torch.zeros_like(hidden)
+        for m, (agent, base_params) in enumerate(members):
+            rows = (pos == m).nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            h_in = agent.filter_hidden(hidden[rows])
+            q, h = StackedTeam._group(key[1], 1, base_params, x[rows], h_in,
+                                      torch.zeros_like(rows))
+            if q_out is None:
+                q_out = q.new_zeros(*x.shape[:2], q.shape[-1])
+            q_out = q_out.index_put((rows,), q)
+            h_out = h_out.index_put((rows,), h)
+        return q_out, h_out
