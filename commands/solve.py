@@ -158,11 +158,17 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--defenders", multiple=True, help="Starting defenders (comma-separated).")
 @click.option("--attackers", multiple=True, help="Starting attackers (comma-separated).")
 @click.option("--iterations", default=3, show_default=True)
-@click.option("--attacker-oracle", type=click.Choice(["atla", "pa_ad"]), default="pa_ad",
-              show_default=True)
-@click.option("--defender-oracle", type=click.Choice(["fgsm", "mixture"]), default="fgsm",
-              show_default=True, help="fgsm: FGSM adversarial training; mixture: train "
-              "against the attacker meta-strategy.")
+@click.option("--surface", type=click.Choice(["observation", "message"]), default="observation",
+              show_default=True, help="The threat surface of the game; message: ℜ-MACRL "
+              "(message attackers against communicating teams and their filters).")
+@click.option("--attacker-oracle", type=click.Choice(["pa_ad", "atla", "msg_ppo"]),
+              help="Default: pa_ad on observations, msg_ppo on messages.")
+@click.option("--defender-oracle", type=click.Choice(["fgsm", "mixture", "msg_filter"]),
+              help="fgsm: FGSM adversarial training; mixture: train against the attacker "
+              "meta-strategy; msg_filter: a message filter against it (the message surface's "
+              "default; fgsm is the observation surface's).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="msg_ppo oracle only: targets, omega, combine, alpha, sigma, hidden.")
 @click.option("--meta", type=click.Choice(["lp", "rd", "alpharank", "uniform"]), default="lp",
               show_default=True)
 @click.option("--episodes", default=32, show_default=True, help="Episodes per cell.")
@@ -174,8 +180,9 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--resume", "resume_run", help="Resume this run from its last iteration.")
 @json_option
 @click.pass_obj
-def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, defender_oracle,
-         meta, episodes, steps_per_oracle, eps, tol, seed, run_name, resume_run):
+def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker_oracle,
+         defender_oracle, params, meta, episodes, steps_per_oracle, eps, tol, seed, run_name,
+         resume_run):
     """Grow the league towards equilibrium with best-response attackers and defenders.
 
     Each iteration solves the table, trains an attacker against the defender mixture and a
@@ -186,6 +193,8 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
     \b
     Examples:
       arena psro --scenario 3m --defenders qmix --attackers fgsm --iterations 3
+      arena psro --surface message --scenario pp7 --defenders commnet_filter \
+          --attackers msg_random --iterations 3          # ℜ-MACRL
       arena psro --resume psro1
     """
     from arena.core import resolve_device
@@ -196,11 +205,16 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
         cfg = LeaguePSROConfig(scenario="", defenders=["-"], attackers=["-"])
     else:
         scenario = scenario or default_scenario(ctx)
+        message = surface == "message"
         cfg = LeaguePSROConfig(scenario=scenario, defenders=split_names(defenders),
                                attackers=split_names(attackers) or ["none"], iterations=iterations,
-                               attacker_oracle=attacker_oracle, defender_oracle=defender_oracle,
+                               attacker_oracle=attacker_oracle or ("msg_ppo" if message
+                                                                   else "pa_ad"),
+                               defender_oracle=defender_oracle or ("msg_filter" if message
+                                                                   else "fgsm"),
                                meta=meta, episodes=episodes, steps_per_oracle=steps_per_oracle,
-                               eps=eps, tol=tol, seed=seed, device=device)
+                               eps=eps, tol=tol, seed=seed, device=device, surface=surface,
+                               attacker_params=_oracle_params(params))
         if not cfg.defenders:
             raise click.UsageError("give the starting defenders with --defenders")
 
@@ -243,6 +257,22 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, attacker_oracle, 
             "defender_mixture": refs[0], "attacker_mixture": refs[1]}
     emit(ctx, data, lambda: click.echo(
         f"run {run_id}: value {its[-1].value:.3f}; mixtures stored as {refs[0]} and {refs[1]}"))
+
+
+def _oracle_params(params) -> dict:
+    """--param pairs of the msg_ppo oracle, range-checked by its kind before any work."""
+    if not params:
+        return {}
+    from policies.kinds import get_kind, parse_param_pairs
+
+    pairs = parse_param_pairs(params)
+    known = ("targets", "omega", "combine", "alpha", "sigma", "hidden")
+    unknown = sorted(set(pairs) - set(known))
+    if unknown:
+        raise click.UsageError(f"--param {unknown[0]}: the msg_ppo oracle takes "
+                               f"{', '.join(known)}")
+    config = get_kind("msg_ppo").make_config(pairs)
+    return {k: config[k] for k in pairs}
 
 
 def _iteration_line(it: dict) -> str:

@@ -1,12 +1,16 @@
 """PSRO on the league: RL oracles, payoff filling, run records and the final mixtures.
 
 `LeagueGame` implements `solvers.psro.PSROGame` with
-- payoff: `policies.evaluate.fill` (only new cells are played), metric = team return;
-- attacker oracle: ATLA or PA-AD trained against the defender mixture (one member drawn per
-  episode), stored as `<run>_att<k>`;
-- defender oracle: a QMIX team fine-tuned from the heaviest defender of the mixture, either
-  with FGSM adversarial training (`fgsm`) or against the attacker mixture itself (`mixture`:
-  one attacker drawn per episode from σ_A), stored as `<run>_def<k>`.
+- payoff: `policies.evaluate.fill` of the run's threat surface (only new cells are played),
+  metric = team return;
+- oracles pluggable per surface (`ORACLES`), each trained against the other player's current
+  meta-strategy and stored as `<run>_att<k>` / `<run>_def<k>`:
+  - observation: ATLA or PA-AD against the defender mixture (one member drawn per episode);
+    a QMIX team fine-tuned from the heaviest defender, with FGSM adversarial training
+    (`fgsm`) or against the attacker mixture itself (`mixture`);
+  - message, ℜ-MACRL (Xue et al., AAMAS 2022, Algorithm 1): msg_ppo against the defender
+    mixture; a msg_filter in front of the run's communicating team, trained against the
+    attacker mixture (its `none` weight is the share of clean training episodes).
 The run's config and every iteration go to the league's `/runs/<run>`: populations,
 meta-strategies, value, both best-response gains and their NashConv, Σ max(0, gain)
 (`solvers.psro`); at the end the meta-strategies are stored as mixture policies `<run>_def`
@@ -15,7 +19,7 @@ and `<run>_att`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -23,8 +27,9 @@ import numpy as np
 from solvers.exploitability import SolverError
 from solvers.psro import Iteration, PSROConfig, as_record, run_psro
 
-ATTACKER_ORACLES = ("atla", "pa_ad")
-DEFENDER_ORACLES = ("fgsm", "mixture")
+# surface → (attacker oracles, defender oracles); the first of each is the surface's default
+ORACLES = {"observation": (("pa_ad", "atla"), ("fgsm", "mixture")),
+           "message": (("msg_ppo",), ("msg_filter",))}
 
 
 @dataclass
@@ -42,14 +47,22 @@ class LeaguePSROConfig:
     tol: float = 0.0
     seed: int = 0
     device: str = "cpu"
+    surface: str = "observation"
+    attacker_params: dict = field(default_factory=dict)
+    """msg_ppo's kind parameters (targets, omega, combine, alpha, sigma, hidden)."""
 
     def validate(self) -> None:
-        if self.attacker_oracle not in ATTACKER_ORACLES:
-            raise SolverError(f"unknown attacker oracle {self.attacker_oracle!r}; valid: "
-                              f"{', '.join(ATTACKER_ORACLES)}")
-        if self.defender_oracle not in DEFENDER_ORACLES:
-            raise SolverError(f"unknown defender oracle {self.defender_oracle!r}; valid: "
-                              f"{', '.join(DEFENDER_ORACLES)}")
+        if self.surface not in ORACLES:
+            raise SolverError(f"unknown surface {self.surface!r}; valid: {', '.join(ORACLES)}")
+        att, dfd = ORACLES[self.surface]
+        if self.attacker_oracle not in att:
+            raise SolverError(f"attacker oracle {self.attacker_oracle!r} does not act on the "
+                              f"{self.surface} surface; valid: {', '.join(att)}")
+        if self.defender_oracle not in dfd:
+            raise SolverError(f"defender oracle {self.defender_oracle!r} does not defend the "
+                              f"{self.surface} surface; valid: {', '.join(dfd)}")
+        if self.attacker_params and self.attacker_oracle != "msg_ppo":
+            raise SolverError("attacker parameters are for the msg_ppo oracle")
         if self.iterations < 0 or self.episodes < 1 or self.steps_per_oracle < 1:
             raise SolverError("iterations must be ≥ 0, episodes and steps-per-oracle ≥ 1")
         if not self.defenders or not self.attackers:
@@ -71,7 +84,7 @@ class LeagueGame:
         from policies.evaluate import fill
 
         res = fill(self.open, self.cfg.scenario, defenders, attackers, self.cfg.episodes,
-                   self.cfg.seed, self.cfg.device)
+                   self.cfg.seed, self.cfg.device, surface=self.cfg.surface)
         if res.cells:
             self.say(f"filled {len(res.cells)} cells ({res.episodes_run} episodes) "
                      f"in {res.seconds:.1f} s")
@@ -79,6 +92,8 @@ class LeagueGame:
 
     # -- oracles -------------------------------------------------------------------------------
     def attacker_response(self, defenders, sigma, iteration) -> str:
+        if self.cfg.surface == "message":
+            return self._message_attacker(defenders, sigma, iteration)
         from policies.build import base_provenance
         from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
 
@@ -99,6 +114,8 @@ class LeagueGame:
                                  res.config, res.weights, prov)
 
     def defender_response(self, attackers, sigma, iteration) -> str:
+        if self.cfg.surface == "message":
+            return self._message_filter(attackers, sigma, iteration)
         from policies.build import base_provenance
         from policies.learners.train_defender import DefenderTrainConfig, train_defender
 
@@ -131,6 +148,84 @@ class LeagueGame:
         with self.open("a") as lg:
             return lg.add_policy(name, "defender", base.kind, self.cfg.scenario, res.config,
                                  res.weights, prov)
+
+    # -- the message surface (ℜ-MACRL) ------------------------------------------------------------
+    def _message_attacker(self, defenders, sigma, iteration) -> str:
+        from policies.build import base_provenance
+        from policies.message.train_msg_attacker import (MsgAttackerTrainConfig,
+                                                         train_msg_attacker)
+
+        victims, weights, refs = self._records(defenders, sigma)
+        name = f"{self.run_id}_att{iteration}"
+        self.say(f"training {name} (msg_ppo) against "
+                 + ", ".join(f"{r} {w:.2f}" for r, w in zip(refs, weights)))
+        cfg = MsgAttackerTrainConfig(scenario=self.cfg.scenario, steps=self.cfg.steps_per_oracle,
+                                     seed=self.cfg.seed + iteration, device=self.cfg.device,
+                                     trained_against={"mixture": dict(zip(refs, weights))},
+                                     **self.cfg.attacker_params)
+        self.on_oracle(name, self.cfg.steps_per_oracle)
+        res = train_msg_attacker(cfg, victims, weights, on_progress=self.on_progress)
+        prov = base_provenance(**{**res.provenance, "psro_run": self.run_id,
+                                  "psro_iteration": iteration})
+        with self.open("a") as lg:
+            return lg.add_policy(name, "attacker", "msg_ppo", self.cfg.scenario, res.config,
+                                 res.weights, prov)
+
+    def _message_filter(self, attackers, sigma, iteration) -> str:
+        """A new filter in front of the run's communicating team (never a filter around a
+        filter), trained against σ_A: its attackers drawn by weight, `none` as clean episodes."""
+        from policies.build import base_provenance
+        from policies.message.train_msg_filter import (MsgFilterTrainConfig, Opponents,
+                                                       from_league, train_msg_filter)
+        from store import NO_ATTACK
+
+        name = f"{self.run_id}_def{iteration}"
+        opp, refs, clean = Opponents([], [], []), [], 0.0
+        with self.open("r") as lg:
+            team = self._guarded_team(lg)
+            for ref, w in zip(attackers, sigma):
+                if w <= 1e-6:
+                    continue
+                if ref == NO_ATTACK:
+                    clean += float(w)
+                    continue
+                rec, one, _ = from_league(lg, team, [ref], self.cfg.scenario, self.cfg.device)
+                opp.attackers += one.attackers
+                opp.weights += [float(w) * x for x in one.weights]
+                opp.salts += one.salts
+                refs.append(ref)
+        if not opp.attackers:  # σ_A is all `none`: nothing to filter against yet
+            opp_refs = [a for a in attackers if a != NO_ATTACK][:1]
+            with self.open("r") as lg:
+                rec, opp, refs = from_league(lg, team, opp_refs, self.cfg.scenario,
+                                             self.cfg.device)
+            clean = 0.0
+        self.say(f"training {name} (msg_filter around {rec.ref}) against "
+                 + ", ".join(refs) + (f" and {clean:.2f} clean" if clean else ""))
+        cfg = MsgFilterTrainConfig(scenario=self.cfg.scenario, steps=self.cfg.steps_per_oracle,
+                                   seed=self.cfg.seed + iteration, device=self.cfg.device,
+                                   clean_fraction=min(clean, 0.95), trained_against=refs)
+        self.on_oracle(name, self.cfg.steps_per_oracle)
+        res = train_msg_filter(cfg, (rec.config, rec.weights), opp, on_progress=self.on_progress)
+        prov = base_provenance(**{**res.provenance, "parent": rec.ref, "psro_run": self.run_id,
+                                  "psro_iteration": iteration,
+                                  "trained_against": {a: float(w) for a, w in
+                                                      zip(attackers, sigma) if w > 0}})
+        with self.open("a") as lg:
+            return lg.add_policy(name, "defender", "msg_filter", self.cfg.scenario, res.config,
+                                 res.weights, prov)
+
+    def _guarded_team(self, lg) -> str:
+        """The communicating team the run's filters guard: the first starting defender that is
+        one, or the team behind the first starting filter."""
+        for ref in self.cfg.defenders:
+            info = lg.info(ref)
+            if info.kind in ("commnet", "tarmac"):
+                return info.ref
+            if info.kind == "msg_filter" and info.provenance.get("parent"):
+                return info.provenance["parent"]
+        raise SolverError("a message-surface PSRO run needs a communicating team (commnet, "
+                          "tarmac) or a filter around one among its starting defenders")
 
     def _records(self, defenders, sigma):
         victims, weights, refs = [], [], []
