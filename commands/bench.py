@@ -92,33 +92,43 @@ def bench_env(ctx: Ctx, scenario_names, batch, steps):
     emit(ctx, rows, human)
 
 
+# 3m: the README's reference table; pp7: the scenario the message surface is documented on
+_MATRIX_SCENARIO = {"observation": "3m", "message": "pp7"}
+
+
 @bench.command("matrix")
-@click.option("--scenario", default="3m", show_default=True, callback=scenario_name)
+@click.option("--scenario", default=None, callback=scenario_name,
+              help="[default: 3m; pp7 with --surface message]")
+@click.option("--surface", type=click.Choice(["observation", "message"]), default="observation",
+              show_default=True, help="Which table: observation attackers vs every defender, or "
+              "message attackers vs the communicating defenders (`arena matrix --surface`).")
 @click.option("--episodes", type=EPISODES, default=8, show_default=True, help="Episodes per cell.")
 @json_option
 @click.pass_obj
-def bench_matrix_cmd(ctx: Ctx, scenario, episodes):
+def bench_matrix_cmd(ctx: Ctx, scenario, surface, episodes):
     """Time the payoff table filled episode by episode vs in one batch; print the ratio.
 
-    Uses the league's defenders for the scenario, or untrained teams when it has none.
-    Nothing is written to the league.
+    Uses the league's defenders for the scenario (its communicating ones with --surface
+    message), or untrained teams when it has none. Nothing is written to the league.
 
     \b
-    Example:
+    Examples:
       arena bench matrix --scenario 3m --episodes 8
+      arena bench matrix --surface message --scenario pp7 --episodes 16
     """
     from arena.core import resolve_device
     from policies.bench_matrix import bench_matrix_anywhere
 
+    scenario = scenario or _MATRIX_SCENARIO[surface]
     check_memory(scenario, episodes, ctx.device)
-    with PhaseProgress(ctx, 2, f"bench matrix {scenario}") as bar:
+    with PhaseProgress(ctx, 2, f"bench matrix {scenario} {surface}") as bar:
         out = bench_matrix_anywhere(ctx.league, scenario, episodes, resolve_device(ctx.device),
-                                    on_phase=bar.phase)
+                                    on_phase=bar.phase, surface=surface)
 
     def human():
-        click.echo(f"{out['scenario']} on {out['device']}: {out['defenders']} defenders × "
-                   f"{out['attackers']} attackers × {out['episodes_per_cell']} episodes "
-                   f"({out['league']})")
+        click.echo(f"{out['scenario']} {out['surface']} table on {out['device']}: "
+                   f"{out['defenders']} defenders × {out['attackers']} attackers × "
+                   f"{out['episodes_per_cell']} episodes ({out['league']})")
         click.echo(f"  episode by episode: {out['sequential_s']:8.2f} s  "
                    f"{out['episodes_per_s_sequential']:9.1f} episodes/s")
         click.echo(f"  one batch:          {out['batched_s']:8.2f} s  "

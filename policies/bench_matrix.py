@@ -18,32 +18,50 @@ from arena import payoff as pay
 from policies.lineup import build_lineup
 
 
-def synthetic_league(path: Path, scenario: str, n_defenders: int = 4) -> Path:
-    """Untrained teams and the parameter-only attacks: enough to time the engine anywhere."""
+# Untrained teams are valid defenders for timing: their play is deterministic given their
+# weights. The message surface needs teams that send messages and attacks that alter them.
+_SYNTHETIC = {
+    "observation": ([("qmix", i) for i in range(4)],
+                    [("random", "random", ["eps=0.2"]), ("fgsm", "fgsm", ["eps=0.2"]),
+                     ("pgd", "pgd", ["eps=0.2", "steps=3"])]),
+    "message": ([("commnet", 0), ("tarmac", 1)],
+                [("msg_random_t1", "msg_random", ["targets=1", "omega=1"]),
+                 ("msg_random_t2", "msg_random", ["targets=2", "omega=0.5"]),
+                 ("msg_random_add", "msg_random", ["combine=add"])]),
+}
+
+
+def synthetic_league(path: Path, scenario: str, surface: str = "observation") -> Path:
+    """Untrained teams and parameter-only attacks of `surface`: enough to time the engine
+    anywhere."""
     from policies.build import base_provenance, build_policy_record
     from policies.learners.train_defender import untrained_team
     from store import League
 
+    teams, attacks = _SYNTHETIC[surface]
     League.create(path)
     with League(path, "a") as lg, lg.transaction():
-        for i in range(n_defenders):
-            cfg, weights = untrained_team("qmix", scenario, i)
-            lg.add_policy(f"untrained{i}", "defender", "qmix", scenario, cfg, weights,
-                          base_provenance(seed=i))
-        for kind, params in (("random", []), ("fgsm", []), ("pgd", ["steps=3"])):
-            lg.add_policy(**build_policy_record(kind, kind, params=["eps=0.2"] + params))
+        for i, (algo, seed) in enumerate(teams):
+            cfg, weights = untrained_team(algo, scenario, seed)
+            name = f"untrained{i}" if surface == "observation" else f"untrained_{algo}{i}"
+            lg.add_policy(name, "defender", algo, scenario, cfg, weights,
+                          base_provenance(seed=seed))
+        for name, kind, params in attacks:
+            lg.add_policy(**build_policy_record(name, kind, scenario=scenario, params=params))
     return path
 
 
 def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=None,
-                 attackers=None, seed: int = 0, on_phase=None) -> dict:
-    """`on_phase(name)` before each of the two timed passes (for a progress bar)."""
+                 attackers=None, seed: int = 0, on_phase=None,
+                 surface: str = "observation") -> dict:
+    """`on_phase(name)` before each of the two timed passes (for a progress bar). `surface`
+    picks the default players (`policies.evaluate.default_players`)."""
     from policies.evaluate import check_batch, default_players
 
     phase = on_phase or (lambda name: None)
 
     with league_open("r") as lg:
-        d_all, a_all = default_players(lg, scenario)
+        d_all, a_all = default_players(lg, scenario, surface=surface)
         defenders = defenders or d_all
         attackers = attackers or a_all
         check_batch(scenario, episodes, len(defenders) * len(attackers), device)
@@ -59,28 +77,35 @@ def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=No
     t_seq = time.perf_counter() - start
     same = all(torch.allclose(b.returns, s.returns, atol=1e-4) for b, s in zip(batched, seq))
     total = len(cells) * episodes
-    return {"scenario": scenario, "device": str(device), "defenders": len(defenders),
+    return {"scenario": scenario, "surface": surface, "device": str(device),
+            "defenders": len(defenders),
             "attackers": len(attackers), "episodes_per_cell": episodes, "episodes": total,
             "sequential_s": t_seq, "batched_s": t_batched, "speedup": t_seq / t_batched,
             "episodes_per_s_sequential": total / t_seq, "episodes_per_s_batched": total / t_batched,
-            "same_returns": same}
+            "same_returns": same, "rows": list(defenders), "columns": list(attackers)}
 
 
 def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, device,
-                          on_phase=None) -> dict:
-    """Use the league when it has defenders for `scenario`, else a synthetic one."""
+                          on_phase=None, surface: str = "observation") -> dict:
+    """Use the league when it has defenders of `surface` for `scenario`, else a synthetic one."""
+    from policies.evaluate import default_players
+    from policies.surfaces import check_surface
     from store import League
+
+    check_surface(surface)
 
     def opener(path):
         return lambda mode: League(path, mode=mode)
 
     if league_path.exists():
         with League(league_path) as lg:
-            has = any(i.scenario == scenario for i in lg.list(role="defender"))
+            has = bool(default_players(lg, scenario, surface=surface)[0])
         if has:
-            out = bench_matrix(opener(league_path), scenario, episodes, device, on_phase=on_phase)
+            out = bench_matrix(opener(league_path), scenario, episodes, device,
+                               on_phase=on_phase, surface=surface)
             return {**out, "league": str(league_path)}
     with tempfile.TemporaryDirectory() as tmp:
-        path = synthetic_league(Path(tmp) / "bench.h5", scenario)
-        out = bench_matrix(opener(path), scenario, episodes, device, on_phase=on_phase)
+        path = synthetic_league(Path(tmp) / "bench.h5", scenario, surface)
+        out = bench_matrix(opener(path), scenario, episodes, device, on_phase=on_phase,
+                           surface=surface)
     return {**out, "league": "synthetic (untrained teams)"}
