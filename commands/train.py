@@ -86,7 +86,7 @@ class _Notes:
 
 @train.command("defender")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac", "msg_filter"]),
+@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter"]),
               default="qmix", show_default=True,
               help="msg_filter: ℜ-MACRL's message filter in front of the frozen communicating "
                    "team --init, trained against the message attackers --against.")

@@ -286,6 +286,15 @@ register(Kind("tarmac", "defender", "team", True,
               tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
               + (Param("msg_dim", "int", 16, "TarMAC message value width d_v", 1, 1024),
                  Param("key_dim", "int", 8, "TarMAC message signature width d_k", 1, 1024))))
+register(Kind("ndq", "defender", "team", True,
+              "NDQ team (GRU agents exchanging delayed messages drawn from learned Gaussians "
+              "+ monotonic mixer)",
+              tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
+              + _QMIX_MIXER
+              + (Param("msg_dim", "int", 16, "NDQ message width", 1, 1024),
+                 Param("msg_beta", "float", 1e-3,
+                       "weight of the messages' KL from N(0, I) during training", 0.0,
+                       1000.0))))
 register(Kind("msg_filter", "defender", "team", True,
               "ℜ-MACRL message filter: a detector flags incoming messages and a reconstructor "
               "replaces the flagged ones before a frozen communicating team reads them",

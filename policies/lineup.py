@@ -1,6 +1,6 @@
 """League records → the players of one batch (arena.payoff.Lineup).
 
-Defenders are plain teams (qmix, vdn, commnet, tarmac), message filters in front of a
+Defenders are plain teams (qmix, vdn, commnet, tarmac, ndq), message filters in front of a
 communicating team (msg_filter), or mixtures of them; attackers are
 parameter-only kinds (none, random, fgsm, pgd; msg_random on the message surface), learned
 ones (atla, pa_ad; msg_ppo on the message surface) or mixtures of attackers. Every distinct
@@ -26,7 +26,7 @@ from policies.teams.stacked_team import COMMUNICATING, StackedTeam
 from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
-TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac", "msg_filter")
+TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter")
 
 
 def check_role(info, role: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from policies.errors import PolicyError
+from policies.teams.networks import MESSAGE_ALGOS
 from policies.kinds import KINDS
 from store import NO_ATTACK
 
@@ -29,7 +30,7 @@ def attacker_surface(lg, info) -> str:
 def communicates(lg, info) -> bool:
     """Whether every team the defender plays sends messages."""
     kinds = _kinds(lg, info)
-    return bool(kinds) and all(k in ("commnet", "tarmac", "msg_filter") for k in kinds)
+    return bool(kinds) and all(k in (*MESSAGE_ALGOS, "msg_filter") for k in kinds)
 
 
 def check_surface(name: str) -> str:

@@ -218,14 +218,17 @@ class LeagueGame:
     def _guarded_team(self, lg) -> str:
         """The communicating team the run's filters guard: the first starting defender that is
         one, or the team behind the first starting filter."""
+        from policies.teams.networks import MESSAGE_ALGOS
+
         for ref in self.cfg.defenders:
             info = lg.info(ref)
-            if info.kind in ("commnet", "tarmac"):
+            if info.kind in MESSAGE_ALGOS:
                 return info.ref
             if info.kind == "msg_filter" and info.provenance.get("parent"):
                 return info.provenance["parent"]
-        raise SolverError("a message-surface PSRO run needs a communicating team (commnet, "
-                          "tarmac) or a filter around one among its starting defenders")
+        raise SolverError(f"a message-surface PSRO run needs a communicating team "
+                          f"({', '.join(MESSAGE_ALGOS)}) or a filter around one among its "
+                          f"starting defenders")
 
     def _records(self, defenders, sigma):
         victims, weights, refs = [], [], []

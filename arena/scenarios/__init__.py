@@ -18,6 +18,7 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "pp7_p05": ("arena.scenarios.predator_prey", "PredatorPrey", {"penalty": -0.5}),
     "stag10": ("arena.scenarios.stag_hunt", "StagHunt", {}),
     "3m": (_SMAC, "SmacLite", {"map_name": "3m"}),
+    "3m_blind": (_SMAC, "SmacLite", {"map_name": "3m", "spotters": 1}),
     "8m": (_SMAC, "SmacLite", {"map_name": "8m"}),
     "2m_vs_1z": (_SMAC, "SmacLite", {"map_name": "2m_vs_1z"}),
     "3s_vs_3z": (_SMAC, "SmacLite", {"map_name": "3s_vs_3z"}),

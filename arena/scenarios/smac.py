@@ -26,6 +26,17 @@ simultaneously:
   4. shields regenerate 2/s once a unit has taken no damage for 10 s.
 Reward (SMAC, reward_only_positive): |Δ(health+shield) of enemies + 10 per enemy killed|,
 +200 on a win, divided by max_reward/20 so that the best episode return is 20.
+
+Restricted sight (`spotters`, the `3m_blind` scenario): only agents 0..spotters−1 observe
+the enemies; the others' enemy block is all zeros at every distance, so they see only their
+allies and themselves, as the blind units of NDQ's maps (Wang et al., ICLR 2020) see nothing
+the overseer does. Everything else is SMAC's: the rules, the state the mixer reads, and the
+availability of attack actions (an enemy within shooting range), which is the one thing a
+blind agent learns of the enemies by itself: that one is in its range, not where the others
+are, how hurt each is, nor which one the team is shooting. Focusing fire on the most hurt
+enemy, or walking toward enemies out of sight, takes the spotter telling the others; a fixed
+convention over the attacks available (the lowest-numbered enemy in range) needs no message,
+so what the messages are worth here is to be measured, not assumed.
 """
 
 from __future__ import annotations
@@ -97,6 +108,7 @@ class SmacLite(VecEnv):
         auto_reset: bool = False,
         debug: bool = False,
         map_name: str = "3m",
+        spotters: int | None = None,
     ):
         super().__init__(batch_size, device=device, auto_reset=auto_reset, debug=debug)
         self.map = get_map(map_name)
@@ -104,8 +116,15 @@ class SmacLite(VecEnv):
         self.layout = SmacLayout.for_map(self.map)
         n, m = len(self.map.allies), len(self.map.enemies)
         self.n_agents, self.n_enemies, self.n_units = n, m, n + m
+        if spotters is not None and not 1 <= spotters < n:
+            raise ScenarioError(f"spotters must lie in 1..{n - 1} on {map_name}, got {spotters}")
+        self.spotters = spotters
+        sight = "" if spotters is None else (
+            "; only agent 0 sees the enemies" if spotters == 1
+            else f"; only agents 0..{spotters - 1} see the enemies")
         self.spec = ScenarioSpec(
-            name=map_name,
+            name=map_name if spotters is None else
+            f"{map_name}_blind{'' if spotters == 1 else spotters}",
             n_agents=n,
             obs_dim=self.layout.obs_dim,
             state_dim=self.layout.state_dim,
@@ -113,7 +132,7 @@ class SmacLite(VecEnv):
             episode_limit=self.map.episode_limit,
             family="smac",
             description=f"SMAC-style battle: {_roster(self.map.allies)} vs "
-            f"{_roster(self.map.enemies)}; eps {self.map.default_eps:g} on features in "
+            f"{_roster(self.map.enemies)}{sight}; eps {self.map.default_eps:g} on features in "
             "[0, 1] (distances /9, health, shield) and [-1, 1] (rel x, y /9)",
             default_eps=self.map.default_eps,
             **obs_space(self.layout),
@@ -244,6 +263,8 @@ class SmacLite(VecEnv):
         s = self.units
         avail = self._avail()
         obs = agent_obs(self.layout, self.table, s.pos, s.hp, s.shield, avail, self._others)
+        if self.spotters is not None:
+            obs[:, self.spotters:, self.layout.obs_blocks()["enemy"]] = 0.0
         state = global_state(
             self.layout, self.table, s.pos, s.hp, s.shield, s.cooldown, s.last_action
         )

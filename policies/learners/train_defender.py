@@ -142,6 +142,9 @@ class DefenderTrainConfig:
     key_dim: int = 8
     """Signature width d_k of a "tarmac" team (policies.teams.tarmac), whose value width d_v is
     `msg_dim`; unused by the others."""
+    msg_beta: float = 1e-3
+    """Weight β of the KL of an "ndq" team's message distribution from N(0, I)
+    (policies.teams.ndq), whose message width is `msg_dim`; unused by the others."""
     init: dict | None = field(default=None, repr=False)
     """Initial weights (name → array, as TrainResult.weights), e.g. a trained clean model."""
     init_config: dict | None = field(default=None, repr=False)

@@ -46,6 +46,7 @@ from arena.core import mix64, uniform_from
 from policies.errors import PolicyError
 from policies.learners.ppo import MLP
 from policies.teams.commnet import mean_of_others
+from policies.teams.networks import MESSAGE_ALGOS
 from policies.weights import load_named
 
 _QUANT = float(1 << 12)
@@ -205,9 +206,9 @@ def build_filter_agent(config: dict, weights: dict, device="cpu") -> FilterAgent
     from policies.teams.networks import load_defender
 
     base_cfg = config.get("team")
-    if not isinstance(base_cfg, dict) or base_cfg.get("algo") not in ("commnet", "tarmac"):
+    if not isinstance(base_cfg, dict) or base_cfg.get("algo") not in MESSAGE_ALGOS:
         raise PolicyError("a msg_filter record must carry a communicating base team "
-                          "(commnet or tarmac) under config 'team'")
+                          f"({', '.join(MESSAGE_ALGOS)}) under config 'team'")
     base, _ = load_defender(base_cfg, team_weights(weights), device)
     flt = MessageFilter(config).load_weights(weights)
     if flt.msg_dim != base.msg_dim:

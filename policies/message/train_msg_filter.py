@@ -43,7 +43,7 @@ from policies.message.msg_filter import (
     FilterAgent, MessageFilter, filter_config, message_keys, random_agent,
 )
 from policies.observation.attacks import NoAttack
-from policies.teams.networks import export_weights, load_defender
+from policies.teams.networks import MESSAGE_ALGOS, export_weights, load_defender
 from policies.teams.stacked_team import StackedTeam
 
 _SALT_CLEAN, _SALT_ATTACKER, _SALT_MALICIOUS = 0xC1EA7, 0xA77AC4, 0x3A11CE5
@@ -129,7 +129,7 @@ class Opponents:
 
 def base_team(team_config: dict, team_weights: dict, spec, device) -> tuple:
     """(agent, StackedTeam of it) of the frozen base; one line unless it communicates."""
-    if team_config.get("algo") not in ("commnet", "tarmac"):
+    if team_config.get("algo") not in MESSAGE_ALGOS:
         raise FilterTrainError(f"a message filter guards a communicating team (commnet, "
                                f"tarmac), not a {team_config.get('algo')} team")
     shape = tuple(int(team_config.get(f, -1)) for f in ("obs_dim", "n_agents", "n_actions"))
@@ -388,9 +388,9 @@ def from_league(lg, team_ref: str, attacker_refs: list[str], scenario: str | Non
 
     rec = lg.get(resolve_for(lg, team_ref, scenario))
     check_role(rec, "defender")
-    if rec.kind not in ("commnet", "tarmac"):
+    if rec.kind not in MESSAGE_ALGOS:
         raise FilterTrainError(f"--init {rec.ref} is a {rec.kind} team, not a communicating "
-                               f"one: a message filter guards a commnet or tarmac team")
+                               f"one: a message filter guards a {', '.join(MESSAGE_ALGOS)} team")
     if scenario is not None and rec.scenario != scenario:
         raise FilterTrainError(f"--init {rec.ref} is a team for {rec.scenario}, not for "
                                f"{scenario}: a filter guards a team of its own scenario")

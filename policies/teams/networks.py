@@ -3,9 +3,10 @@ mixer it builds, and the named float arrays the league keeps.
 
 A config holds the scenario's sizes and the architecture fields (`ARCHITECTURE`); fields added
 later (the PyMARL input flags, the feed-forward agent, one-layer hypernetworks, the message
-width of a CommNet team, the signature width of a TarMAC team) default to their first
-meaning, so every stored team still loads. "commnet" and "tarmac" are teams of communicating
-agents (policies.teams.commnet, policies.teams.tarmac) under the VDN mixer.
+width of a CommNet team, the signature width of a TarMAC team, the prior weight of an NDQ
+team) default to their first meaning, so every stored team still loads. "commnet" and
+"tarmac" are teams of communicating agents (policies.teams.commnet, policies.teams.tarmac)
+under the VDN mixer; "ndq" (policies.teams.ndq) communicates under the QMIX mixer.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import torch.nn as nn
 
 from policies.errors import PolicyError
 from policies.teams.commnet import CommNetAgent, make_commnet
+from policies.teams.ndq import NDQAgent, make_ndq
 from policies.teams.qmix import QMixer
 from policies.teams.rnn_agent import QTeam, RNNAgent, make_agent
 from policies.teams.tarmac import TarMACAgent, make_tarmac
 from policies.teams.vdn import VDNMixer
 
-ALGOS = ("qmix", "vdn", "commnet", "tarmac")
+ALGOS = ("qmix", "vdn", "commnet", "tarmac", "ndq")
+MESSAGE_ALGOS = ("commnet", "tarmac", "ndq")  # teams whose agents send each other messages
 
 
 class TeamError(PolicyError):
@@ -29,16 +32,17 @@ class TeamError(PolicyError):
 
 # Config fields that fix the shapes and the computation of a team beyond the scenario's sizes.
 ARCHITECTURE = ("hidden", "use_rnn", "obs_last_action", "obs_agent_id", "embed",
-                "hypernet_hidden", "hypernet_layers", "msg_dim", "key_dim")
+                "hypernet_hidden", "hypernet_layers", "msg_dim", "key_dim", "msg_beta")
 
 
 def architecture_fields(algo: str) -> tuple[str, ...]:
     """The ARCHITECTURE fields a team of `algo` keeps in its config (the message width only
-    where there are messages, the signature width only where messages are addressed)."""
-    if algo == "tarmac":
-        return ARCHITECTURE
-    drop = ("key_dim",) if algo == "commnet" else ("msg_dim", "key_dim")
-    return tuple(k for k in ARCHITECTURE if k not in drop)
+    where there are messages, the signature width only where messages are addressed, the
+    prior weight only where messages are Gaussian)."""
+    keep = {"commnet": ("msg_dim",), "tarmac": ("msg_dim", "key_dim"),
+            "ndq": ("msg_dim", "msg_beta")}.get(algo, ())
+    return tuple(k for k in ARCHITECTURE
+                 if k not in ("msg_dim", "key_dim", "msg_beta") or k in keep)
 
 
 def agent_inputs(config: dict) -> list[str]:
@@ -58,7 +62,7 @@ def architecture_of(weights: dict, config: dict) -> dict:
         out = agent_layout(agent, int(config["obs_dim"]), int(config["n_actions"]),
                            int(config["n_agents"]), where="the initial weights",
                            scenario=f"scenario {config['scenario']}")
-        if config["algo"] == "qmix" and mixer:
+        if config["algo"] in ("qmix", "ndq") and mixer:
             out.update(mixer_layout(mixer, int(config["n_agents"]), int(config["state_dim"]),
                                     where="the initial mixer weights",
                                     scenario=f"scenario {config['scenario']}"))
@@ -66,6 +70,8 @@ def architecture_of(weights: dict, config: dict) -> dict:
             out["msg_dim"] = _commnet_msg_dim(agent)
         if config["algo"] == "tarmac":
             out.update(_tarmac_widths(agent))
+        if config["algo"] == "ndq":
+            out["msg_dim"] = _ndq_msg_dim(agent)
     except KindError as exc:
         raise TeamError(str(exc)) from None
     return out
@@ -89,11 +95,19 @@ def _tarmac_widths(agent: dict) -> dict:
             "key_dim": int(np.shape(agent["key.weight"])[0])}
 
 
+def _ndq_msg_dim(agent: dict) -> int:
+    from policies.kinds import KindError
+
+    if "mu.weight" not in agent:
+        raise KindError("the initial weights are not an ndq team's: no agent.mu.weight")
+    return int(np.shape(agent["mu.weight"])[0])
+
+
 def build_mixer(config: dict) -> nn.Module:
     algo = config["algo"]
     if algo in ("vdn", "commnet", "tarmac"):
         return VDNMixer()
-    if algo != "qmix":
+    if algo not in ("qmix", "ndq"):
         raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
     n, S = int(config["n_agents"]), int(config["state_dim"])
     embed = int(config.get("embed", 32))
@@ -108,12 +122,12 @@ def build_mixer(config: dict) -> nn.Module:
     return mixer
 
 
-def build_agent(config: dict) -> RNNAgent | CommNetAgent | TarMACAgent:
+def build_agent(config: dict) -> RNNAgent | CommNetAgent | TarMACAgent | NDQAgent:
     n_agents, hidden = int(config["n_agents"]), int(config.get("hidden", 64))
     flags = dict(obs_last_action=bool(config.get("obs_last_action", True)),
                  obs_agent_id=bool(config.get("obs_agent_id", True)))
     algo = config["algo"]
-    if algo in ("commnet", "tarmac"):
+    if algo in MESSAGE_ALGOS:
         if not bool(config.get("use_rnn", True)):
             raise TeamError(f"a {algo} team has GRU agents: use_rnn must be true")
         msg_dim = int(config.get("msg_dim", 16))
@@ -122,6 +136,12 @@ def build_agent(config: dict) -> RNNAgent | CommNetAgent | TarMACAgent:
         if algo == "commnet":
             return make_commnet(int(config["obs_dim"]), int(config["n_actions"]), n_agents,
                                 hidden, msg_dim, **flags)
+        if algo == "ndq":
+            beta = float(config.get("msg_beta", 1e-3))
+            if not beta >= 0:
+                raise TeamError(f"msg_beta must be at least 0, got {beta}")
+            return make_ndq(int(config["obs_dim"]), int(config["n_actions"]), n_agents, hidden,
+                            msg_dim, msg_beta=beta, **flags)
         key_dim = int(config.get("key_dim", 8))
         if key_dim < 1:
             raise TeamError(f"key_dim must be at least 1, got {key_dim}")

@@ -12,11 +12,14 @@ agent has a Linear + ReLU in its place.) CommNet members (policies.teams.commnet
 messages is taken from its hidden state before the rows are scattered, and enters as extra
 input columns. TarMAC members (policies.teams.tarmac, tagged "tarmac") form groups of their
 own too; their attention needs each member's own query weights, so it runs inside the padded
-block, where every row keeps its agents side by side. Groups differ in hidden width; the
+block, where every row keeps its agents side by side. NDQ members (policies.teams.ndq, tagged
+"ndq") form groups of their own as CommNet's do, the other agents' messages side by side as
+the extra columns; they send their messages' means (StackedTeam plays, it does not train).
+Groups differ in hidden width; the
 team's state is as wide as the widest and each group reads and writes its own leading
 columns. The call is differentiable in the observation, so gradient attacks take one backward
 pass for the whole batch. `messages` / `with_messages` read and replace the in-transit
-messages of CommNet and TarMAC rows (columns H..H+d of each row's own group; for TarMAC the
+messages of CommNet, TarMAC and NDQ rows (columns H..H+d of each row's own group; for TarMAC the
 whole [signature | value]) for the message surface's hook in arena.rollout. Message-filter
 members (policies.message.msg_filter, tagged "msg_filter") wrap a communicating agent: their
 group runs its few members one by one, each rewriting the in-transit messages of its own rows
@@ -29,11 +32,12 @@ from __future__ import annotations
 import torch
 
 from policies.teams.commnet import mean_of_others
+from policies.teams.ndq import others_in_order
 from policies.teams.rnn_agent import RNNAgent, build_inputs, select_inputs
 from policies.teams.tarmac import attend_to_others
 
 # layout tags of agents whose recurrent state ends with the messages they send
-COMMUNICATING = ("commnet", "tarmac", "msg_filter")
+COMMUNICATING = ("commnet", "tarmac", "ndq", "msg_filter")
 
 
 def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
@@ -52,6 +56,10 @@ def _stack(agents: list[RNNAgent], device) -> dict[str, torch.Tensor]:
         for short, name in (("q", "query"), ("k", "key"), ("v", "value")):
             p.update({"w" + short: w(f"{name}.weight").transpose(1, 2).contiguous(),
                       "b" + short: w(f"{name}.bias").unsqueeze(1)})
+    if hasattr(agents[0], "listen"):
+        p.update({"wl": w("listen.weight").transpose(1, 2).contiguous(),
+                  "wmu": w("mu.weight").transpose(1, 2).contiguous(),
+                  "bmu": w("mu.bias").unsqueeze(1)})
     if agents[0].use_rnn:
         p.update({
             "wi": w("rnn.weight_ih").transpose(1, 2).contiguous(),
@@ -112,10 +120,21 @@ def grouped_tarmac(p: dict[str, torch.Tensor], x: torch.Tensor, hkv: torch.Tenso
     return torch.baddbmm(p["b2"], h_new, p["w2"]), torch.cat([h_new, k_new, v_new], -1)
 
 
+def grouped_ndq(p: dict[str, torch.Tensor], xc: torch.Tensor, hm: torch.Tensor, d_in: int,
+                H: int):
+    """xc [M, R, in + (n − 1)·d] (inputs, then the other agents' messages), hm [M, R, H + d]
+    → (q [M, R, A], [h' | μ'] [M, R, H + d]): NDQAgent in eval mode for every member."""
+    y = torch.relu(torch.baddbmm(p["b1"], xc[..., :d_in], p["w1"])
+                   + torch.bmm(xc[..., d_in:], p["wl"]))
+    h_new = _gru(p, y, hm[..., :H])
+    m_new = torch.baddbmm(p["bmu"], h_new, p["wmu"])
+    return torch.baddbmm(p["b2"], h_new, p["w2"]), torch.cat([h_new, m_new], -1)
+
+
 def _width(key: tuple) -> int:
-    """The recurrent state's width of a group's layout: H, H + d for CommNet, H + d_k + d_v
-    for TarMAC."""
-    if key[0] == "commnet":
+    """The recurrent state's width of a group's layout: H, H + d for CommNet and NDQ,
+    H + d_k + d_v for TarMAC."""
+    if key[0] in ("commnet", "ndq"):
         return key[2] + key[3]
     if key[0] == "tarmac":
         return key[2] + key[3] + key[4]
@@ -125,8 +144,8 @@ def _width(key: tuple) -> int:
 
 
 class StackedTeam:
-    """Implements arena.rollout.Team over a list of RNNAgents, CommNetAgents or TarMACAgents
-    (one per member)."""
+    """Implements arena.rollout.Team over a list of RNNAgents, CommNetAgents, TarMACAgents or
+    NDQAgents (one per member)."""
 
     def __init__(self, agents: list[RNNAgent], n_agents: int, n_actions: int, device="cpu"):
         if not agents:
@@ -220,6 +239,15 @@ class StackedTeam:
 
             def forward(p, xs, hs):
                 return grouped_commnet(p, xs, hs, fc1_in, H_rnn)
+        elif key[0] == "ndq":
+            _, fc1_in, H_rnn, _, A, last, ids, obs_dim = key
+            if x.shape[-1] != fc1_in:
+                x = select_inputs(x, obs_dim, A, last, ids)
+            # the others' messages are a row's own, so they are gathered before rows scatter
+            x = torch.cat([x, others_in_order(hidden[..., H_rnn:])], -1)
+
+            def forward(p, xs, hs):
+                return grouped_ndq(p, xs, hs, fc1_in, H_rnn)
         elif key[0] == "tarmac":
             _, fc1_in, H_rnn, dk, _, A, last, ids, obs_dim = key
             if x.shape[-1] != fc1_in:
