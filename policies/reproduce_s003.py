@@ -345,8 +345,12 @@ def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, dev
                      f"{cfg.adv_fraction:.0%} of their training episodes perturbed; ATLA/PA-AD "
                      f"models: {cfg.rounds} alternation rounds of {cfg.robust_attacker_steps:,} "
                      f"adversary steps")
-    lines += ["- each cell: our win rate [its 95% Wilson interval], then the paper's figure; n/a: the paper's figure is not available here (not filled "
-              "in rather than guessed)", ""]
+    known = any(v is not None for m in PAPER_TABLE_I.values() for row in m.values()
+                for v in row.values())
+    lines += ["- each cell: our win rate [its 95% Wilson interval]"
+              + (", then the paper's figure where it is known" if known else
+                 "; the paper's figures are not available here, so none is shown (not filled "
+                 "in rather than guessed)"), ""]
     for r in results:
         lines += [f"## {r.scenario} (ε = {r.eps:g})", ""]
         head = "| model | " + " | ".join(COLUMN_TEXT[c] for c in r.columns) + " |"
@@ -356,8 +360,8 @@ def markdown(results: list[MapResult], cfg: ReproduceConfig, seconds: float, dev
             cells = []
             for j, c in enumerate(r.columns):
                 paper = PAPER_TABLE_I.get(r.scenario, {}).get(m, {}).get(c)
-                cells.append(f"{_pct(r.win[i][j], r.win_low[i][j], r.win_high[i][j])} "
-                             f"(paper {_paper(paper)})")
+                cells.append(_pct(r.win[i][j], r.win_low[i][j], r.win_high[i][j])
+                             + ("" if paper is None else f" (paper {_paper(paper)})"))
             lines.append(f"| {MODEL_TEXT[m]} (`{ref}`) | " + " | ".join(cells) + " |")
         lines += ["", "Team return (mean ± 95% CI):", "",
                   "| model | " + " | ".join(COLUMN_TEXT[c] for c in r.columns) + " |",

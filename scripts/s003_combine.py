@@ -35,6 +35,21 @@ def check(r: MapResult) -> list[str]:
     return lines
 
 
+def compact(results: list[MapResult]) -> str:
+    """Every map's win rates in one table (the README's)."""
+    from policies.reproduce_s003 import COLUMN_TEXT, MODEL_TEXT
+
+    cols = results[0].columns
+    lines = ["| map (ε) | model | " + " | ".join(COLUMN_TEXT[c] for c in cols) + " |",
+             "|---|---|" + "---:|" * len(cols)]
+    for r in results:
+        for i, m in enumerate(r.models):
+            cells = ["—" if w is None else f"{100 * w:.0f}%" for w in r.win[i]]
+            lines.append(f"| {r.scenario} ({r.eps:g}) | {MODEL_TEXT[m]} | " + " | ".join(cells)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+", type=Path)
@@ -53,6 +68,7 @@ def main() -> None:
             results.append(r)
     cfg.maps = [r.scenario for r in results]
     text = markdown(results, cfg, seconds, cfg.device)
+    text = text.replace("\n## ", "\n## All maps (win rates)\n\n" + compact(results) + "\n## ", 1)
     three = [r for r in results if r.scenario == "3m"]
     if three:
         text += "\n## The paper's pattern on 3m\n\n| row | column | bound | ours | |\n|---|---|---|---|---|\n"
