@@ -2,8 +2,8 @@
 # Regenerates Table I of Guo et al. (2023) on all four maps (`arena reproduce s003`) and writes
 # the combined report to docs/s003/. Two lanes side by side, one core each, one league per map
 # (build/s003/<map>.h5), so a lane never waits for the other's writes; an interrupted run
-# resumes where it stopped (every trained policy is stored at once). About 80 minutes on the
-# 2-core CPU with the budgets below.
+# resumes where it stopped (every trained policy is stored at once). About 95 minutes on the
+# 2-core CPU with the budgets below (measured: the lanes took 76 and 95 minutes).
 #
 #   scripts/s003_table1.sh                 # the four maps
 #   STEPS=2000000 scripts/s003_table1.sh   # the paper's vanilla budget
