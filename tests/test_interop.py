@@ -1,5 +1,8 @@
 """PyMARL / EPyMARL interoperability: import any agent.th (+ mixer.th), export, Q-values, fine-tune.
 
+Long because the PyMARL and EPyMARL reference modules live here beside the tests that use them,
+so that nothing outside the tests imports them.
+
 The reference modules below re-create PyMARL's `RNNAgent` and `QMixer` (Samvelyan et al.,
 "The StarCraft Multi-Agent Challenge", 2019) and EPyMARL's agent with `use_rnn`
 (Papoudakis et al., NeurIPS 2021) with their exact parameter names, and PyMARL's

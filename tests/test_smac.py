@@ -1,4 +1,8 @@
-"""SMAC-style scenarios: sizes as SMAC's, rules on hand-built positions, scripted teams."""
+"""SMAC-style scenarios: sizes as SMAC's, rules on hand-built positions, scripted teams.
+
+Long because one file keeps every map's checks together (sizes, combat rules, observation and
+state against an independent re-derivation of SMAC's, scripted play): split, they would share
+most of their hand-built positions through fixtures anyway."""
 
 from __future__ import annotations
 
