@@ -95,8 +95,9 @@ class _Notes:
 @click.option("--against", "against",
               help="msg_filter only: message attackers to train against, comma-separated.")
 @click.option("--param", "params", multiple=True,
-              help="msg_filter only, key=value: detector (on|off), reconstructor "
-                   "(learned|random), hidden, beta1.")
+              help="key=value. msg_filter: detector (on|off), reconstructor (learned|random), "
+                   "hidden, beta1; commnet, tarmac, ndq: their message widths (msg_dim; "
+                   "key_dim of tarmac; msg_beta of ndq), range-checked by the kind.")
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -158,8 +159,9 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
         if seeds is not None:
             raise click.UsageError("--seeds is not for --algo msg_filter: give --seed")
         return _train_filter(ctx, name, scenario, init_ref, against, params, steps, envs, seed)
-    if against or params:
-        raise click.UsageError("--against and --param are for --algo msg_filter")
+    if against:
+        raise click.UsageError("--against is for --algo msg_filter")
+    messages = _message_params(algo, params)
     if scenario is None:
         raise click.UsageError("Missing option '--scenario'.")
     from arena.core import resolve_device
@@ -191,8 +193,9 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
             cfg = DefenderTrainConfig(algo=algo, scenario=scenario, steps=steps, envs=envs,
                                       seed=run_seed, adv=None if learned_adv else adv,
                                       adv_eps=adv_eps, adv_fraction=adv_fraction, reg=reg,
-                                      kappa=kappa, hinge_c=hinge_c, init=init, init_config=init_config, test_every=test_every,
-                                      test_attacks=test_attacks,
+                                      kappa=kappa, hinge_c=hinge_c, init=init,
+                                      init_config=init_config, test_every=test_every,
+                                      test_attacks=test_attacks, **messages,
                                       device=str(resolve_device(ctx.device)))
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:
                 notes = _Notes(ctx, bar)
@@ -289,6 +292,28 @@ def _train_filter(ctx: Ctx, name, scenario, init_ref, against, params, steps, en
                    f"{data['final_clean_return']:.2f})")
 
     emit(ctx, data, human)
+
+
+_MESSAGE_PARAMS = {"commnet": ("msg_dim",), "tarmac": ("msg_dim", "key_dim"),
+                   "ndq": ("msg_dim", "msg_beta")}
+
+
+def _message_params(algo: str, params) -> dict:
+    """--param pairs of a communicating team's message widths, range-checked by its kind."""
+    if not params:
+        return {}
+    known = _MESSAGE_PARAMS.get(algo)
+    if known is None:
+        raise click.UsageError(f"--param is for communicating teams (commnet, tarmac, ndq) and "
+                               f"msg_filter, not --algo {algo}")
+    from policies.kinds import get_kind, parse_param_pairs
+
+    pairs = parse_param_pairs(params)
+    unknown = sorted(set(pairs) - set(known))
+    if unknown:
+        raise click.UsageError(f"--param {unknown[0]}: --algo {algo} takes {', '.join(known)}")
+    config = get_kind(algo).make_config(pairs)
+    return {k: config[k] for k in pairs}
 
 
 def _family_output(name: str, seeds, runs: list[dict]) -> dict:

@@ -97,3 +97,28 @@ def test_ctrl_c_stores_what_was_learned_as_partial(tmp_path):
         info = league.info("q.pp7")
     assert info.provenance["partial"] is True
     assert 0 < info.provenance["steps"] < 10_000_000
+
+
+def test_param_sets_a_communicating_teams_message_widths(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+    from store import League
+
+    lg = tmp_path / "l.h5"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--league", str(lg), "init"]).exit_code == 0
+    base = ["--league", str(lg), "--quiet", "train", "defender"]
+    res = runner.invoke(main, base + ["t", "--algo", "tarmac", "--scenario", "tj_easy", "--steps",
+                                      "20", "--no-test-attacks", "--param", "key_dim=4",
+                                      "--param", "msg_dim=6"])
+    assert res.exit_code == 0, res.output
+    with League(lg) as league:
+        config = league.get("t").config
+    assert (config["msg_dim"], config["key_dim"]) == (6, 4)
+    for args, needle in ((["q", "--algo", "qmix", "--scenario", "3m", "--param", "msg_dim=4"],
+                          "not --algo qmix"),
+                         (["c", "--algo", "commnet", "--scenario", "pp7", "--param",
+                           "msg_dim=0"], "outside its range")):
+        res = runner.invoke(main, base + args + ["--steps", "20"])
+        assert res.exit_code == 2 and needle in res.output, res.output
