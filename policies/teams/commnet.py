@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from policies.teams.rnn_agent import agent_input_dim, select_inputs
+from policies.teams.message_agent import MessageAgent
+from policies.teams.rnn_agent import agent_input_dim
 
 
 def mean_of_others(m: torch.Tensor) -> torch.Tensor:
@@ -35,55 +36,25 @@ def mean_of_others(m: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,...jd->...id", w, m)
 
 
-class CommNetAgent(nn.Module):
-    """`RNNAgent`'s interface (flat rows, batch-major: row b·n + i is agent i of episode b)
-    with a d-wide message; `hidden` is the width of the whole recurrent state, H + d."""
+class CommNetAgent(MessageAgent):
+    """`RNNAgent`'s interface with a d-wide message (policies.teams.message_agent)."""
 
     def __init__(self, input_dim: int, n_actions: int, n_agents: int, hidden: int = 64,
                  msg_dim: int = 16, *, obs_last_action: bool = True, obs_agent_id: bool = True):
-        super().__init__()
-        self.rnn_hidden, self.msg_dim, self.n_agents = hidden, msg_dim, n_agents
-        self.hidden = hidden + msg_dim
-        self.n_actions = n_actions
-        self.use_rnn = True
-        self.obs_last_action, self.obs_agent_id = bool(obs_last_action), bool(obs_agent_id)
-        self.obs_dim = (input_dim - (n_actions if obs_last_action else 0)
-                        - (n_agents if obs_agent_id else 0))
-        self.fc1 = nn.Linear(input_dim, hidden)
+        super().__init__(input_dim, n_actions, n_agents, hidden, msg_dim, obs_last_action,
+                         obs_agent_id)
         self.rnn = nn.GRUCell(hidden + msg_dim, hidden)
         self.fc2 = nn.Linear(hidden, n_actions)
         self.msg = nn.Linear(hidden, msg_dim)
 
     @property
     def layout(self) -> tuple:
-        """Equal layouts stack in StackedTeam; the leading tag keeps them apart from RNNAgent's."""
-        full = self.obs_last_action and self.obs_agent_id
-        return ("commnet", self.fc1.in_features, self.rnn_hidden, self.msg_dim, self.n_actions,
-                self.obs_last_action, self.obs_agent_id, None if full else self.obs_dim)
-
-    def own_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.shape[-1] == self.fc1.in_features:
-            return inputs
-        return select_inputs(inputs, self.obs_dim, self.n_actions, self.obs_last_action,
-                             self.obs_agent_id)
-
-    def init_hidden(self, batch: int, device=None) -> torch.Tensor:
-        return torch.zeros(batch, self.hidden, device=device or self.fc1.weight.device)
-
-    def messages(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden [..., n, H + d] → the messages in transit [..., n, d]."""
-        return hidden[..., self.rnn_hidden:self.hidden]
-
-    def with_messages(self, hidden: torch.Tensor, msgs: torch.Tensor) -> torch.Tensor:
-        """hidden [..., n, H + d] with its in-transit messages replaced by msgs [..., n, d]."""
-        return torch.cat([hidden[..., :self.rnn_hidden], msgs], dim=-1)
+        return self.layout_of("commnet", self.msg_dim)
 
     def forward(self, inputs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs [M, in], h [M, H + d] → (q [M, A], h' [M, H + d]); M = B·n, batch-major."""
-        M, n = h.shape[0], self.n_agents
-        if M % n:
-            raise ValueError(f"{M} rows are not whole teams of {n} agents")
-        c = mean_of_others(self.messages(h.view(M // n, n, -1))).reshape(M, self.msg_dim)
+        B, n = self.teams(h), self.n_agents
+        c = mean_of_others(self.messages(h.view(B, n, -1))).reshape(B * n, self.msg_dim)
         x = F.relu(self.fc1(self.own_inputs(inputs)))
         h_new = self.rnn(torch.cat([x, c], dim=-1), h[:, :self.rnn_hidden])
         return self.fc2(h_new), torch.cat([h_new, torch.tanh(self.msg(h_new))], dim=-1)

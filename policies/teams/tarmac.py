@@ -36,7 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from policies.teams.rnn_agent import agent_input_dim, select_inputs
+from policies.teams.message_agent import MessageAgent
+from policies.teams.rnn_agent import agent_input_dim
 
 
 def _others(n: int, device) -> torch.Tensor:
@@ -59,25 +60,16 @@ def attend_to_others(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return (torch.softmax(logits, -1).unsqueeze(-1) * v_o).sum(-2)
 
 
-class TarMACAgent(nn.Module):
-    """`RNNAgent`'s interface (flat rows, batch-major: row b·n + i is agent i of episode b)
-    with a d_k-wide signature and a d_v-wide value per message; `hidden` is the width of the
-    whole recurrent state, H + d_k + d_v, and `msg_dim` the width of a message, d_k + d_v."""
+class TarMACAgent(MessageAgent):
+    """`RNNAgent`'s interface with a d_k-wide signature and a d_v-wide value per message
+    (policies.teams.message_agent): `msg_dim` is the width of a message, d_k + d_v."""
 
     def __init__(self, input_dim: int, n_actions: int, n_agents: int, hidden: int = 64,
                  msg_dim: int = 16, key_dim: int = 8, *, obs_last_action: bool = True,
                  obs_agent_id: bool = True):
-        super().__init__()
-        self.rnn_hidden, self.n_agents = hidden, n_agents
+        super().__init__(input_dim, n_actions, n_agents, hidden, key_dim + msg_dim,
+                         obs_last_action, obs_agent_id)
         self.key_dim, self.value_dim = key_dim, msg_dim
-        self.msg_dim = key_dim + msg_dim
-        self.hidden = hidden + self.msg_dim
-        self.n_actions = n_actions
-        self.use_rnn = True
-        self.obs_last_action, self.obs_agent_id = bool(obs_last_action), bool(obs_agent_id)
-        self.obs_dim = (input_dim - (n_actions if obs_last_action else 0)
-                        - (n_agents if obs_agent_id else 0))
-        self.fc1 = nn.Linear(input_dim, hidden)
         self.query = nn.Linear(2 * hidden, key_dim)
         self.rnn = nn.GRUCell(hidden + msg_dim, hidden)
         self.fc2 = nn.Linear(hidden, n_actions)
@@ -86,28 +78,7 @@ class TarMACAgent(nn.Module):
 
     @property
     def layout(self) -> tuple:
-        """Equal layouts stack in StackedTeam; the leading tag keeps them apart from others'."""
-        full = self.obs_last_action and self.obs_agent_id
-        return ("tarmac", self.fc1.in_features, self.rnn_hidden, self.key_dim, self.value_dim,
-                self.n_actions, self.obs_last_action, self.obs_agent_id,
-                None if full else self.obs_dim)
-
-    def own_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.shape[-1] == self.fc1.in_features:
-            return inputs
-        return select_inputs(inputs, self.obs_dim, self.n_actions, self.obs_last_action,
-                             self.obs_agent_id)
-
-    def init_hidden(self, batch: int, device=None) -> torch.Tensor:
-        return torch.zeros(batch, self.hidden, device=device or self.fc1.weight.device)
-
-    def messages(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden [..., n, H + d_k + d_v] → the messages in transit [..., n, d_k + d_v]."""
-        return hidden[..., self.rnn_hidden:self.hidden]
-
-    def with_messages(self, hidden: torch.Tensor, msgs: torch.Tensor) -> torch.Tensor:
-        """hidden [..., n, H + d_k + d_v] with its in-transit messages replaced by msgs."""
-        return torch.cat([hidden[..., :self.rnn_hidden], msgs], dim=-1)
+        return self.layout_of("tarmac", self.key_dim, self.value_dim)
 
     def read(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """x = relu(fc1(inputs)) [B, n, H], h [B, n, H + d_k + d_v] → c [B, n, d_v]."""
@@ -118,11 +89,9 @@ class TarMACAgent(nn.Module):
     def forward(self, inputs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs [M, in], h [M, H + d_k + d_v] → (q [M, A], h' [M, H + d_k + d_v]); M = B·n,
         batch-major."""
-        M, n = h.shape[0], self.n_agents
-        if M % n:
-            raise ValueError(f"{M} rows are not whole teams of {n} agents")
+        B, n = self.teams(h), self.n_agents
         x = F.relu(self.fc1(self.own_inputs(inputs)))
-        c = self.read(x.view(M // n, n, -1), h.view(M // n, n, -1)).reshape(M, self.value_dim)
+        c = self.read(x.view(B, n, -1), h.view(B, n, -1)).reshape(B * n, self.value_dim)
         h_new = self.rnn(torch.cat([x, c], dim=-1), h[:, :self.rnn_hidden])
         out = torch.cat([h_new, self.key(h_new), torch.tanh(self.value(h_new))], dim=-1)
         return self.fc2(h_new), out
