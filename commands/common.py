@@ -186,6 +186,21 @@ def summary(returns, wins, cost) -> dict:
             "attack_cost": float(np.mean(cost))}
 
 
+def kind_params(kind: str, params, known: tuple[str, ...], what: str,
+                full: bool = False) -> dict:
+    """--param KEY=VALUE pairs for `kind`, limited to `known` and range-checked by the kind
+    before any work. Returns the given keys, or with `full` every known key (defaults for the
+    rest); an unknown key reads "--param KEY: <what> <known>"."""
+    from policies.kinds import get_kind, parse_param_pairs
+
+    pairs = parse_param_pairs(params)
+    unknown = sorted(set(pairs) - set(known))
+    if unknown:
+        raise click.UsageError(f"--param {unknown[0]}: {what} {', '.join(known)}")
+    config = get_kind(kind).make_config(pairs)
+    return {k: config[k] for k in (known if full else pairs)}
+
+
 def default_scenario(ctx: Ctx) -> str:
     from policies.names import default_scenario
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from commands.common import (Ctx, CountProgress, default_scenario, emit, json_option, num,
-                             print_solution, progress_info, split_names)
+                             kind_params, print_solution, progress_info, split_names)
 
 
 def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=()):
@@ -263,16 +263,8 @@ def _oracle_params(params) -> dict:
     """--param pairs of the msg_ppo oracle, range-checked by its kind before any work."""
     if not params:
         return {}
-    from policies.kinds import get_kind, parse_param_pairs
-
-    pairs = parse_param_pairs(params)
-    known = ("targets", "omega", "combine", "alpha", "sigma", "hidden")
-    unknown = sorted(set(pairs) - set(known))
-    if unknown:
-        raise click.UsageError(f"--param {unknown[0]}: the msg_ppo oracle takes "
-                               f"{', '.join(known)}")
-    config = get_kind("msg_ppo").make_config(pairs)
-    return {k: config[k] for k in pairs}
+    return kind_params("msg_ppo", params, ("targets", "omega", "combine", "alpha", "sigma",
+                                           "hidden"), "the msg_ppo oracle takes")
 
 
 def _iteration_line(it: dict) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from commands.common import Ctx, StopOnInterrupt, TrainProgress, emit, json_option
+from commands.common import (Ctx, StopOnInterrupt, TrainProgress, emit, json_option,
+                             kind_params)
 from commands.options import SEED, scenario_name
 
 
@@ -254,19 +255,14 @@ def _train_filter(ctx: Ctx, name, scenario, init_ref, against, params, steps, en
     """`train defender --algo msg_filter`: the filter around --init, against --against."""
     from arena.core import resolve_device
     from policies.build import base_provenance
-    from policies.kinds import get_kind, parse_param_pairs
     from policies.message.train_msg_filter import (MsgFilterTrainConfig, from_league,
                                                    train_msg_filter)
 
     if not init_ref or not against:
         raise click.UsageError("--algo msg_filter needs the team to guard (--init) and the "
                                "message attackers to train against (--against)")
-    pairs = parse_param_pairs(params)
-    unknown = sorted(set(pairs) - set(_FILTER_PARAMS))
-    if unknown:
-        raise click.UsageError(f"--param {unknown[0]}: msg_filter trains with "
-                               f"{', '.join(_FILTER_PARAMS)}")
-    config = get_kind("msg_filter").make_config(pairs)
+    config = kind_params("msg_filter", params, _FILTER_PARAMS, "msg_filter trains with",
+                         full=True)
     device = str(resolve_device(ctx.device))
     with ctx.open("r") as lg:
         rec, opponents, refs = from_league(lg, init_ref, [a.strip() for a in against.split(",")
@@ -306,14 +302,7 @@ def _message_params(algo: str, params) -> dict:
     if known is None:
         raise click.UsageError(f"--param is for communicating teams (commnet, tarmac, ndq) and "
                                f"msg_filter, not --algo {algo}")
-    from policies.kinds import get_kind, parse_param_pairs
-
-    pairs = parse_param_pairs(params)
-    unknown = sorted(set(pairs) - set(known))
-    if unknown:
-        raise click.UsageError(f"--param {unknown[0]}: --algo {algo} takes {', '.join(known)}")
-    config = get_kind(algo).make_config(pairs)
-    return {k: config[k] for k in pairs}
+    return kind_params(algo, params, known, f"--algo {algo} takes")
 
 
 def _family_output(name: str, seeds, runs: list[dict]) -> dict:
@@ -423,20 +412,12 @@ _MSG_PPO_PARAMS = ("targets", "omega", "combine", "alpha", "sigma", "hidden")
 
 def _msg_params(algo: str, params) -> dict:
     """--param pairs of msg_ppo, parsed and range-checked by its kind before any work."""
-    from policies.kinds import get_kind, parse_param_pairs
-
     if algo != "msg_ppo":
         if params:
             raise click.UsageError("--param is for --algo msg_ppo; atla and pa_ad take --eps "
                                    "and --norm")
         return {}
-    pairs = parse_param_pairs(params)
-    unknown = sorted(set(pairs) - set(_MSG_PPO_PARAMS))
-    if unknown:
-        raise click.UsageError(f"--param {unknown[0]}: msg_ppo trains with "
-                               f"{', '.join(_MSG_PPO_PARAMS)}")
-    config = get_kind("msg_ppo").make_config(pairs)
-    return {k: config[k] for k in _MSG_PPO_PARAMS}
+    return kind_params("msg_ppo", params, _MSG_PPO_PARAMS, "msg_ppo trains with", full=True)
 
 
 def attack_summary(prov: dict) -> str:
