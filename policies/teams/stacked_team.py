@@ -230,24 +230,18 @@ class StackedTeam:
         """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
         if key[0] == "msg_filter":
             return StackedTeam._filtered(key, params, x, hidden, pos)
-        if key[0] == "commnet":
+        if key[0] in ("commnet", "ndq"):
             _, fc1_in, H_rnn, _, A, last, ids, obs_dim = key
             if x.shape[-1] != fc1_in:
                 x = select_inputs(x, obs_dim, A, last, ids)
-            # the mean runs over a row's own agents, so it is taken before rows are scattered
-            x = torch.cat([x, mean_of_others(hidden[..., H_rnn:])], -1)
+            read, grouped = ((mean_of_others, grouped_commnet) if key[0] == "commnet"
+                             else (others_in_order, grouped_ndq))
+            # what an agent reads comes from its own row's agents, so it is taken before the
+            # rows are scattered to members
+            x = torch.cat([x, read(hidden[..., H_rnn:])], -1)
 
             def forward(p, xs, hs):
-                return grouped_commnet(p, xs, hs, fc1_in, H_rnn)
-        elif key[0] == "ndq":
-            _, fc1_in, H_rnn, _, A, last, ids, obs_dim = key
-            if x.shape[-1] != fc1_in:
-                x = select_inputs(x, obs_dim, A, last, ids)
-            # the others' messages are a row's own, so they are gathered before rows scatter
-            x = torch.cat([x, others_in_order(hidden[..., H_rnn:])], -1)
-
-            def forward(p, xs, hs):
-                return grouped_ndq(p, xs, hs, fc1_in, H_rnn)
+                return grouped(p, xs, hs, fc1_in, H_rnn)
         elif key[0] == "tarmac":
             _, fc1_in, H_rnn, dk, _, A, last, ids, obs_dim = key
             if x.shape[-1] != fc1_in:
