@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from arena.scenarios import make, spec as scenario_spec
@@ -20,20 +19,13 @@ from policies.teams.commnet import CommNetAgent
 from policies.teams.networks import (
     architecture_of, build_networks, export_weights, load_defender, load_team,
 )
-from policies.teams.rnn_agent import QTeam, agent_input_dim, build_inputs
+from policies.teams.rnn_agent import QTeam, agent_input_dim
 from store import League
 from tests.helpers import make_league, opener
 from tests.toy_envs import CueRelay
 
 N, OBS, A, H, D = 3, 5, 4, 8, 3
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_agent(seed=0) -> CommNetAgent:

@@ -26,13 +26,6 @@ SP = scenario_spec("pp7")
 N = SP.n_agents
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def agents(tmp_path_factory):

@@ -34,13 +34,6 @@ SP = scenario_spec("pp7")
 CUE_SALT = stream_salt("mp@v1")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def cue():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from arena.rollout import episode_seeds, play, stream_salt
@@ -34,13 +33,6 @@ from tests.toy_envs import CueRelay
 
 N, OBS, A, H, D = 3, 5, 4, 8, 2
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_agent(seed=0, beta=1e-3) -> NDQAgent:

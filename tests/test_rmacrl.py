@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from scipy.optimize import linprog
 
@@ -18,13 +17,6 @@ from solvers.psro_league import LeaguePSROConfig, run_league_psro
 from store import League
 from tests.helpers import make_league, opener
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_message_game(k: int = 7, recon_loss: float = 0.15, false_alarm: float = 0.3) -> np.ndarray:

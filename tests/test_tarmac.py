@@ -8,7 +8,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 
@@ -35,13 +34,6 @@ from tests.toy_envs import CueRelay
 
 N, OBS, A, H, DK, DV = 3, 5, 4, 8, 3, 2
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_agent(seed=0) -> TarMACAgent:
