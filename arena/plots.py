@@ -160,3 +160,31 @@ def training_curve(xs, left: tuple[str, list[float]], right: tuple[str, list[flo
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def curve_panels(panels: list[tuple[str, str, dict[str, tuple[list, list]]]], path: Path,
+                 title: str, xlabel: str = "environment steps") -> Path:
+    """Side-by-side panels of learning curves, each (title, y label, {line: (xs, ys)}); lines
+    of one name share a colour across panels, so a seed is followed from panel to panel."""
+    plt = _plt()
+
+    names = list(dict.fromkeys(n for _, _, lines in panels for n in lines))
+    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.6),
+                             squeeze=False)
+    for ax, (sub, ylabel, lines) in zip(axes[0], panels):
+        for name, (xs, ys) in lines.items():
+            ax.plot(xs, [np.nan if y is None else y for y in ys], color=colours[name],
+                    label=name)
+        ax.set_title(sub, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colours[n], label=n) for n in names]
+    fig.legend(handles=handles, loc="lower center", ncol=max(1, len(names)), frameon=False,
+               fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

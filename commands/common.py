@@ -345,3 +345,38 @@ def progress_info(p: dict) -> str:
         if p.get(key) is not None:
             parts.append(fmt.format(p[key]))
     return "  ".join(parts)
+
+
+class Reporter:
+    """The hooks a reproduction reports through: a line per event on stderr, a bar per
+    training and per table fill (all silent with --quiet or --json)."""
+
+    def __init__(self, ctx: Ctx):
+        self.ctx, self.quiet, self.bars = ctx, ctx.quiet or ctx.json, []
+
+    def close(self):
+        while self.bars:
+            self.bars.pop().__exit__(None, None, None)
+
+    def say(self, text):
+        self.close()
+        if not self.quiet:
+            click.echo(f"  {text}", err=True)
+
+    def train(self, name, n):
+        self.close()
+        self.bars.append(TrainProgress(self.ctx, n, f"train {name}").__enter__())
+
+    def progress(self, p):
+        if self.bars:
+            self.bars[-1].update(p)
+
+    def fill(self, scenario):
+        from arena.scenarios import spec
+
+        self.close()
+        return StepProgress(self.ctx, spec(scenario).episode_limit, f"fill {scenario}")
+
+    def hooks(self, klass):
+        return klass(say=self.say, train=self.train, progress=self.progress, done=self.close,
+                     fill=self.fill)

@@ -40,3 +40,21 @@ def check_memory(scenario: str, episodes: int, device: str, option: str = "--epi
     if episodes > cap:
         raise click.BadParameter(f"{episodes:,} episodes of {scenario} do not fit in memory; "
                                  f"the largest feasible value is {cap:,}", param_hint=f"'{option}'")
+
+
+def parse_seeds(_ctx, param, value):
+    """--seeds 0,1,2: one training per seed, each a member of the family NAME."""
+    if value is None:
+        return None
+    try:
+        seeds = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seeds as integers separated by commas, "
+                                 f"e.g. 0,1,2", param=param) from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed, e.g. 0,1,2", param=param)
+    if any(not 0 <= s < 2**63 for s in seeds):
+        raise click.BadParameter("seeds lie in 0 … 2^63 − 1", param=param)
+    if len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r} repeats a seed", param=param)
+    return seeds

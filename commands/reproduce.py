@@ -6,15 +6,28 @@ from pathlib import Path
 
 import click
 
-from commands.common import Ctx, StepProgress, TrainProgress, emit, json_option
+from commands.common import Ctx, Reporter, emit, json_option
+from commands.reproduce_s002 import s002
 from commands.options import EPISODES, SEED
 
-PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against State-adversarial "
-                  "Attacks: Table I"}
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def reproduce():
+    """Regenerate a paper's results on our scenarios: trains (or reuses) what it needs, fills
+    the tables and writes a Markdown report beside the paper's figures.
+
+    \b
+    Papers:
+      s002  Xue et al. (2022), ℜ-MACRL: attacks on messages and the message filter
+      s003  Guo et al. (2023): Table I, robust QMIX under observation attacks
+
+    \b
+    Examples:
+      arena reproduce s003 --quick --out report/
+      arena reproduce s002 --quick --out report_s002/
+    """
 
 
-@click.command()
-@click.argument("paper", type=click.Choice(sorted(PAPERS)))
+@reproduce.command("s003")
 @click.option("--quick", is_flag=True,
               help="The shipped starter policies only (3m): its teams and its adaptive "
                    "attackers; nothing is trained, well under a minute.")
@@ -45,11 +58,11 @@ PAPERS = {"s003": "Guo et al. 2023, Enhancing the Robustness of QMIX against Sta
               help="Alternation rounds of the ATLA/PA-AD-trained models.")
 @json_option
 @click.pass_obj
-def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, finetune_steps,
-              adv_fraction, attacker_steps, robust_attacker_steps, rounds):
-    """Regenerate a paper's table: trains (or reuses) what it needs, fills, reports.
+def s003(ctx: Ctx, quick, out, maps, models, episodes, seed, steps, finetune_steps, adv_fraction,
+          attacker_steps, robust_attacker_steps, rounds):
+    """Table I of Guo et al. (2023), robust QMIX under observation attacks.
 
-    s003: Table I of Guo et al. (2023) on 2m_vs_1z, 3m, 3s_vs_3z and 2s3z (ε 0.2; 0.05 on
+    On 2m_vs_1z, 3m, 3s_vs_3z and 2s3z (ε 0.2; 0.05 on
     2s3z): vanilla, FGSM-trained, regularised, ATLA- and PA-AD-trained QMIX under no attack,
     random noise, FGSM, PGD and ATLA/PA-AD attackers trained against each model. Every trained
     policy is stored at once, so an interrupted run resumes where it stopped.
@@ -59,6 +72,7 @@ def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, 
       arena reproduce s003 --quick --out report/
       arena reproduce s003 --maps 3m,2s3z --steps 1000000
     """
+    paper = "s003"
     import time
 
     from policies import reproduce_s003 as s003
@@ -71,35 +85,12 @@ def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, 
         quick=quick, episodes=episodes, seed=seed, steps=steps, finetune_steps=finetune_steps,
         adv_fraction=adv_fraction, attacker_steps=attacker_steps,
         robust_attacker_steps=robust_attacker_steps, rounds=rounds, device=ctx.device)
-    quiet = ctx.quiet or ctx.json
-    bars: list = []
-
-    def close():
-        while bars:
-            bars.pop().__exit__(None, None, None)
-
-    def say(text):
-        close()
-        if not quiet:
-            click.echo(f"  {text}", err=True)
-
-    def train(name, n):
-        close()
-        bars.append(TrainProgress(ctx, n, f"train {name}").__enter__())
-
-    def fill(scenario):
-        from arena.scenarios import spec
-
-        close()
-        return StepProgress(ctx, spec(scenario).episode_limit, f"fill {scenario}")
-
-    hooks = s003.Hooks(say=say, train=train, progress=lambda p: bars[-1].update(p) if bars else None,
-                       done=close, fill=fill)
+    rep = Reporter(ctx)
     start = time.perf_counter()
     try:
-        report, results = s003.reproduce(ctx.open, cfg, out, hooks)
+        report, results = s003.reproduce(ctx.open, cfg, out, rep.hooks(s003.Hooks))
     finally:
-        close()
+        rep.close()
     seconds = time.perf_counter() - start
     data = {"paper": paper, "report": str(report), "seconds": seconds,
             "heatmaps": [r.heatmap for r in results],
@@ -112,5 +103,7 @@ def reproduce(ctx: Ctx, paper, quick, out, maps, models, episodes, seed, steps, 
 
     emit(ctx, data, human)
 
+
+reproduce.add_command(s002)
 
 COMMANDS = [reproduce]

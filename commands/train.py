@@ -7,7 +7,7 @@ import click
 
 from commands.common import (Ctx, StopOnInterrupt, TrainProgress, emit, json_option,
                              kind_params)
-from commands.options import SEED, scenario_name
+from commands.options import SEED, parse_seeds, scenario_name
 
 
 def policy_name(_ctx, param, value: str) -> str:
@@ -24,24 +24,6 @@ def policy_name(_ctx, param, value: str) -> str:
 @click.group()
 def train():
     """Train defenders and attackers; each run is stored as a new league version."""
-
-
-def parse_seeds(_ctx, param, value):
-    """--seeds 0,1,2: one training per seed, each a member of the family NAME."""
-    if value is None:
-        return None
-    try:
-        seeds = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give seeds as integers separated by commas, "
-                                 f"e.g. 0,1,2", param=param) from None
-    if not seeds:
-        raise click.BadParameter("give at least one seed, e.g. 0,1,2", param=param)
-    if any(not 0 <= s < 2**63 for s in seeds):
-        raise click.BadParameter("seeds lie in 0 … 2^63 − 1", param=param)
-    if len(set(seeds)) != len(seeds):
-        raise click.BadParameter(f"{value!r} repeats a seed", param=param)
-    return seeds
 
 
 SEEDS_HELP = ("Train one policy per seed, stored as NAME.s<seed> (e.g. NAME.s0, NAME.s1), "

@@ -157,9 +157,11 @@ def _spec(cfg: ReproduceConfig, model: str, scenario: str, eps: float) -> dict:
     return spec
 
 
-def find_trained(lg, name: str, spec: dict) -> str | None:
+def find_trained(lg, name: str, spec: dict, role: str = "defender") -> str | None:
+    """The newest complete version of `name` whose provenance says a reproduction with this
+    `spec` made it (None: it must be trained)."""
     found = None
-    for info in lg.list(role="defender", all_versions=True):
+    for info in lg.list(role=role, all_versions=True):
         p = info.provenance
         if info.name == name and p.get("reproduce") == spec and not p.get("partial"):
             found = info.ref
