@@ -27,7 +27,8 @@ def reproduce():
     """
 
 
-@reproduce.command("s003")
+@reproduce.command(
+    "s003", short_help="Guo et al. (2023), Table I: robust QMIX under observation attacks.")
 @click.option("--quick", is_flag=True,
               help="The shipped starter policies only (3m): its teams and its adaptive "
                    "attackers; nothing is trained, well under a minute.")

@@ -12,7 +12,8 @@ from commands.options import EPISODES, parse_seeds
 _STEPS = click.IntRange(min=1)
 
 
-@click.command("s002")
+@click.command(
+    "s002", short_help="Xue et al. (2022), ℜ-MACRL: message attacks, the filter, Table 3.")
 @click.option("--quick", is_flag=True,
               help="The starter league's shipped message policies on pp7 (CommNet team, "
                    "msg_ppo attackers, filters, one ℜ-MACRL run); nothing is trained, about a "

@@ -14,7 +14,7 @@ Per scenario and seed, each policy trained against the previous ones (names
            trained against it and two-agent random messages.
 
 Then one message table per seed (defenders team, filter, filter2 × attackers none, random,
-mp, mp_vs_filter, random×2, mp2), played as one batched rollout, and per scenario one ℜ-MACRL
+mp, mp_vs_filter, random×2, mp2, every message random), played as one batched rollout, and per scenario one ℜ-MACRL
 run (Algorithm 1, `solvers.psro_league` on the message surface) started from the seed's
 filter and random messages: its final defender mixture against the final attacker population,
 beside the single filter it started from (the paper's Table 3).
@@ -47,11 +47,11 @@ TEAMS: dict[str, tuple[str, int, dict, str]] = {
 SCENARIOS = ("pp7", "pp7_p05")
 ROLES = ("team", "mp", "filter", "mp_vs_filter", "mp2", "filter2")
 DEFENDER_ROLES = ("team", "filter", "filter2")
-ATTACKER_ROLES = ("none", "noise", "mp", "mp_vs_filter", "noise2", "mp2")
+ATTACKER_ROLES = ("none", "noise", "mp", "mp_vs_filter", "noise2", "mp2", "noise_all")
 # the shipped starter league's names of the roles (bare names resolve per scenario)
 QUICK_NAMES = {"team": "commnet", "mp": "msg_ppo", "filter": "msg_filter",
                "mp_vs_filter": "msg_ppo_vs_filter", "mp2": "msg_ppo2", "filter2": "msg_filter2",
-               "noise": "msg_random", "noise2": "msg_random2"}
+               "noise": "msg_random", "noise2": "msg_random2", "noise_all": "msg_random_all"}
 QUICK_RUN = "rmacrl_{scenario}"
 _SEED_OFFSET = {"team": 0, "mp": 100, "filter": 200, "mp_vs_filter": 300, "mp2": 400,
                 "filter2": 500, "psro": 600}
@@ -123,11 +123,13 @@ class Hooks:
 
 
 # -- the players of one seed -------------------------------------------------------------------
-def noise_ref(league_open: Callable, count: int) -> str:
-    """Random same-norm messages from `count` malicious agents: `s002_noise[2]`, added once."""
+def noise_ref(league_open: Callable, count: int | str) -> str:
+    """Random same-norm messages from `count` malicious agents (or "all"): `s002_noise`,
+    `s002_noise2`, `s002_noise_all`, added once. Every message replaced measures how much
+    the team relies on its messages at all."""
     from policies.build import build_policy_record
 
-    name = f"{PAPER}_noise" + ("" if count == 1 else str(count))
+    name = f"{PAPER}_noise" + ("" if count == 1 else "_all" if count == "all" else str(count))
     with league_open("r") as lg:
         for info in lg.list(role="attacker", kind="msg_random"):
             if info.name == name and info.config.get("targets") == count:
@@ -242,7 +244,8 @@ def players(league_open: Callable, cfg: S002Config, scenario: str, seed: int,
     """Role → league ref for one seed, trained in dependency order (or the shipped ones)."""
     if cfg.quick:
         return shipped(league_open, scenario)
-    refs = {"noise": noise_ref(league_open, 1), "noise2": noise_ref(league_open, 2)}
+    refs = {"noise": noise_ref(league_open, 1), "noise2": noise_ref(league_open, 2),
+            "noise_all": noise_ref(league_open, "all")}
     for role in ROLES:
         refs[role] = trained(league_open, cfg, role, scenario, seed, refs, hooks)
     return refs

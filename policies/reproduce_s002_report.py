@@ -3,6 +3,8 @@
 
 Per seed, on the scenario's metric m (team return on predator-prey, success/win rate on the
 traffic junctions and SMAC-style maps), with R = m(team, no attack):
+  reliance  1 − m(team, every message random)/R: whether the team uses its messages at all,
+            without which no message attack can work;
   (a, b, c) random-message loss 1 − m(team, random)/R; learned-attack loss
             1 − m(team, msg_ppo)/R; what the filter restores m(filter, msg_ppo)/R;
   (d)       loss of the defended team to an attacker retrained against the frozen filter,
@@ -33,13 +35,14 @@ CELLS = {"clean": ("team", "none"), "random": ("team", "noise"), "attacked": ("t
          "filtered": ("filter", "mp"), "filtered_clean": ("filter", "none"),
          "exploited": ("filter", "mp_vs_filter"), "random2": ("team", "noise2"),
          "attacked2": ("team", "mp2"), "filtered2": ("filter2", "mp2"),
-         "filter_vs_mp2": ("filter", "mp2")}
+         "filter_vs_mp2": ("filter", "mp2"), "noise_all": ("team", "noise_all")}
 # name → (numerator cell, denominator cell, loss?): loss = 1 − num/den, else num/den
-RATIOS = {"random_drop": ("random", "clean", True), "attack_drop": ("attacked", "clean", True),
+RATIOS = {"reliance": ("noise_all", "clean", True), "random_drop": ("random", "clean", True), "attack_drop": ("attacked", "clean", True),
           "restored": ("filtered", "clean", False),
           "exploit_drop": ("exploited", "filtered_clean", True),
           "attack2_drop": ("attacked2", "clean", True), "restored2": ("filtered2", "clean", False)}
-RATIO_TEXT = {"random_drop": "loss to random messages", "attack_drop": "loss to msg_ppo",
+RATIO_TEXT = {"reliance": "loss when every message is random (reliance on messages)",
+              "random_drop": "loss to random messages", "attack_drop": "loss to msg_ppo",
               "restored": "filtered / clean", "exploit_drop": "(d) loss of the filtered team to "
               "an attacker retrained against it", "attack2_drop": "(f) loss to two msg_ppo "
               "attackers", "restored2": "(f) filtered (filter2) / clean"}
@@ -86,7 +89,9 @@ def trends(result: ScenarioResult, s: dict) -> list[tuple[str, bool | None]]:
     def check(key, ok):
         return ok(m[key]) if math.isfinite(m[key]) else None
 
-    return [("random messages barely hurt (loss < 10 %)", check("random_drop", lambda x: x < 0.10)),
+    return [("the team relies on its messages (every message random costs ≥ 20 %)",
+             check("reliance", lambda x: x >= 0.20)),
+            ("random messages barely hurt (loss < 10 %)", check("random_drop", lambda x: x < 0.10)),
             ("the learned attack costs ≥ 30 %", check("attack_drop", lambda x: x >= 0.30)),
             ("the filter restores ≥ 90 % of the clean figure",
              check("restored", lambda x: x >= 0.90)),
@@ -151,11 +156,13 @@ def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
         s = summary(r)
         unit = "success/win rate" if r.metric == "win" else "team return"
         lines += [f"## {r.scenario}: {r.algo} ({unit})", "",
-                  "| | clean | random messages | msg_ppo | filtered (msg_ppo) | filtered, clean |",
-                  "|---|---:|---:|---:|---:|---:|",
+                  "| | clean | every message random | random messages | msg_ppo "
+                  "| filtered (msg_ppo) | filtered, clean |",
+                  "|---|---:|---:|---:|---:|---:|---:|",
                   "| " + " | ".join([f"{len(r.seeds)} seed(s)"] + [
                       _fmt(s[k]["mean"], r.metric, s[k]["ci95"]) + _paper(r.scenario, p)
-                      for k, p in (("clean", "clean"), ("random", ""), ("attacked", "attacked"),
+                      for k, p in (("clean", "clean"), ("noise_all", ""), ("random", ""),
+                                   ("attacked", "attacked"),
                                    ("filtered", "filtered"), ("filtered_clean", ""))]) + " |",
                   "", "| figure | ours | per seed | paper |", "|---|---:|---|---:|"]
         for k, text in RATIO_TEXT.items():

@@ -6,7 +6,8 @@
 #
 #   scripts/starter_messages.sh LEAGUE [SCALE]
 #
-#   msg_random, msg_random2     random same-norm messages from one / two malicious agents
+#   msg_random, msg_random2, msg_random_all   random same-norm messages from one / two / all
+#                               agents
 #   commnet.pp7                 CommNet team (one-step delayed mean of the others' messages)
 #   msg_ppo.pp7, msg_ppo2.pp7   msg_ppo with one / two malicious agents, against commnet
 #   msg_filter.pp7              the message filter around commnet, against msg_ppo and noise
@@ -27,6 +28,7 @@ export OMP_NUM_THREADS=1
 set -x
 $A add-policy msg_random --kind msg_random --param targets=1
 $A add-policy msg_random2 --kind msg_random --param targets=2
+$A add-policy msg_random_all --kind msg_random --param targets=all
 $A train defender commnet.pp7 --algo commnet --scenario pp7 --steps "$(steps 400000)" --seed 11
 $A train attacker msg_ppo.pp7 --algo msg_ppo --scenario pp7 --against commnet \
     --steps "$(steps 300000)" --seed 12

@@ -27,12 +27,13 @@ def test_figures_are_shares_of_the_right_cells():
     s = _seed(0, {("team", "none"): 40.0, ("team", "noise"): 36.0, ("team", "mp"): 24.0,
                   ("filter", "mp"): 38.0, ("filter", "none"): 40.0,
                   ("filter", "mp_vs_filter"): 30.0, ("team", "mp2"): 10.0,
-                  ("filter2", "mp2"): 20.0})
+                  ("filter2", "mp2"): 20.0, ("team", "noise_all"): 20.0})
     r = ScenarioResult("pp7", "commnet", "return", [s], None, 0.0)
     f = per_seed(r, s)
     assert f["random_drop"] == pytest.approx(0.10) and f["attack_drop"] == pytest.approx(0.40)
     assert f["restored"] == pytest.approx(0.95) and f["exploit_drop"] == pytest.approx(0.25)
     assert f["attack2_drop"] == pytest.approx(0.75) and f["restored2"] == pytest.approx(0.5)
+    assert f["reliance"] == pytest.approx(0.5)
     # a share of a non-positive clean return means nothing: not a number, not a figure
     bad = _seed(1, {("team", "none"): -2.0})
     assert math.isnan(per_seed(r, bad)["attack_drop"])
