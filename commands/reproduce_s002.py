@@ -33,6 +33,9 @@ _STEPS = click.IntRange(min=1)
               help="Steps of each msg_ppo attacker.")
 @click.option("--filter-steps", type=_STEPS, default=100_000, show_default=True,
               help="Steps of each message filter.")
+@click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="msg_ppo's penalty weight α on the change of the message (Eq. 1), for every "
+                   "attacker; 0: unpenalised.")
 @click.option("--psro-iterations", type=click.IntRange(min=0), default=2, show_default=True,
               help="ℜ-MACRL iterations for Table 3 (0: no Table 3).")
 @click.option("--psro-steps", type=_STEPS, default=100_000, show_default=True,
@@ -40,7 +43,7 @@ _STEPS = click.IntRange(min=1)
 @json_option
 @click.pass_obj
 def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_steps,
-         filter_steps, psro_iterations, psro_steps):
+         filter_steps, alpha, psro_iterations, psro_steps):
     """ℜ-MACRL (Xue et al., AAMAS 2022): attacks on messages and the message filter.
 
     Per scenario and seed: a communicating team (CommNet on pp7 and pp7_p05, TarMAC on the
@@ -66,7 +69,7 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
     cfg = s002m.S002Config(scenarios=names, seeds=seeds or ([0] if quick else [0, 1, 2]),
                            quick=quick, episodes=episodes, team_steps=team_steps,
                            attacker_steps=attacker_steps, filter_steps=filter_steps,
-                           psro_iterations=psro_iterations, psro_steps=psro_steps,
+                           psro_iterations=psro_iterations, psro_steps=psro_steps, alpha=alpha,
                            device=ctx.device)
     rep = Reporter(ctx)
     start = time.perf_counter()

@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from policies.errors import PolicyError
+from policies.message.train_msg_attacker import MsgAttackerTrainConfig
 from policies.reproduce_s003 import find_trained
 
 PAPER = "s002"
@@ -83,6 +84,8 @@ class S002Config:
     psro_iterations: int = 2
     psro_steps: int = 100_000
     """Steps of each ℜ-MACRL oracle, attacker and filter."""
+    alpha: float = MsgAttackerTrainConfig.alpha
+    """msg_ppo's penalty weight α on ‖m_out − m_adv‖² (Eq. 1), for every attacker and oracle."""
     device: str = "cpu"
 
     def steps_of(self, scenario: str) -> int:
@@ -105,6 +108,8 @@ class S002Config:
                 raise PolicyError(f"{name} must be at least 1")
         if self.team_steps is not None and self.team_steps < 1:
             raise PolicyError("team_steps must be at least 1")
+        if self.alpha < 0:
+            raise PolicyError(f"alpha must be at least 0, got {self.alpha}")
         if self.psro_iterations < 0:
             raise PolicyError("psro_iterations must be at least 0")
 
@@ -145,6 +150,8 @@ def _spec(cfg: S002Config, role: str, scenario: str, seed: int) -> dict:
             "team": {"algo": algo, "steps": cfg.steps_of(scenario), "params": params}}
     if role != "team":
         spec.update(attacker_steps=cfg.attacker_steps, filter_steps=cfg.filter_steps)
+        if cfg.alpha != MsgAttackerTrainConfig.alpha:  # specs stored before α was an option
+            spec.update(alpha=cfg.alpha)
     return spec
 
 
@@ -184,7 +191,7 @@ def trained(league_open: Callable, cfg: S002Config, role: str, scenario: str, se
         elif is_attacker:
             victim = refs["filter"] if role == "mp_vs_filter" else refs["team"]
             res = train_attacker(league_open, scenario, victim, 2 if role == "mp2" else 1,
-                                 steps, run_seed, cfg.device, hooks.progress)
+                                 steps, run_seed, cfg.device, hooks.progress, cfg.alpha)
             kind, extra = ("attacker", "msg_ppo"), {"trained_against": victim}
         else:
             two = role == "filter2"
@@ -201,14 +208,16 @@ def trained(league_open: Callable, cfg: S002Config, role: str, scenario: str, se
     return ref
 
 
-def train_attacker(league_open, scenario, victim, targets, steps, seed, device, progress):
+def train_attacker(league_open, scenario, victim, targets, steps, seed, device, progress,
+                   alpha):
     from policies.lineup import members_of
     from policies.message.train_msg_attacker import MsgAttackerTrainConfig, train_msg_attacker
 
     with league_open("r") as lg:
         recs = [(lg.get(r), w) for r, w in members_of(lg.info(victim))]
     cfg = MsgAttackerTrainConfig(scenario=scenario, steps=steps, seed=seed, device=device,
-                                 targets=targets, trained_against={r.ref: w for r, w in recs})
+                                 targets=targets, alpha=alpha,
+                                 trained_against={r.ref: w for r, w in recs})
     return train_msg_attacker(cfg, [(r.config, r.weights) for r, _ in recs],
                               [w for _, w in recs], on_progress=progress)
 
@@ -320,7 +329,8 @@ def rmacrl(league_open: Callable, cfg: S002Config, scenario: str, seed: int, ref
     from solvers.psro_league import LeaguePSROConfig, run_league_psro
 
     run_id = QUICK_RUN.format(scenario=scenario) if cfg.quick else \
-        f"{PAPER}_rmacrl_{scenario}_s{seed}"
+        f"{PAPER}_rmacrl_{scenario}_s{seed}" + (
+            "" if cfg.alpha == MsgAttackerTrainConfig.alpha else f"_alpha{cfg.alpha:g}")
     from store import StoreError
 
     with league_open("r") as lg:
@@ -339,6 +349,7 @@ def rmacrl(league_open: Callable, cfg: S002Config, scenario: str, seed: int, ref
                                 attackers=[refs["noise"]], iterations=cfg.psro_iterations,
                                 attacker_oracle="msg_ppo", defender_oracle="msg_filter",
                                 episodes=cfg.episodes, steps_per_oracle=cfg.psro_steps,
+                                attacker_params={"alpha": cfg.alpha},
                                 seed=1000 * seed + _SEED_OFFSET["psro"], device=cfg.device,
                                 surface="message")
         hooks.say(f"ℜ-MACRL run {run_id}: {cfg.psro_iterations} iterations")

@@ -146,7 +146,7 @@ def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
              f"seeds {', '.join(map(str, cfg.seeds))}; {cfg.episodes} episodes per cell; "
              f"device {device}; {seconds:.0f} s in all",
              f"- budgets: teams {', '.join(f'{s} {cfg.steps_of(s):,}' for s in cfg.scenarios)} "
-             f"steps; msg_ppo {cfg.attacker_steps:,}; filters {cfg.filter_steps:,}; ℜ-MACRL "
+             f"steps; msg_ppo {cfg.attacker_steps:,} (penalty α = {cfg.alpha:g}); filters {cfg.filter_steps:,}; ℜ-MACRL "
              f"{cfg.psro_iterations} iterations of {cfg.psro_steps:,}-step oracles"
              + (" (not used: --quick)" if cfg.quick else ""),
              "- one malicious agent drawn per episode (Byzantine: the team does not know which); "

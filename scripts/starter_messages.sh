@@ -5,6 +5,7 @@
 # shipped league. About 25 minutes on one core (pp7 ~14, tj_easy ~11).
 #
 #   scripts/starter_messages.sh LEAGUE [SCALE]
+#   PART=pp7 scripts/starter_messages.sh LEAGUE   # only the pp7 policies (PART=tj_easy: the rest)
 #
 #   msg_random, msg_random2, msg_random_all   random same-norm messages from one / two / all
 #                               agents
@@ -25,7 +26,9 @@ steps() { python3 -c "print(max(200, int($1 * $SCALE)))"; }
 TJ_STEPS=$(steps 1000000)
 TJ_PARAMS=()
 export OMP_NUM_THREADS=1
+PART=${PART:-all}
 set -x
+if [ "$PART" != tj_easy ]; then
 $A add-policy msg_random --kind msg_random --param targets=1
 $A add-policy msg_random2 --kind msg_random --param targets=2
 $A add-policy msg_random_all --kind msg_random --param targets=all
@@ -43,6 +46,8 @@ $A train defender msg_filter2.pp7 --algo msg_filter --init commnet.pp7 \
 $A psro --surface message --scenario pp7 --name rmacrl_pp7 --defenders msg_filter \
     --attackers msg_random --iterations 2 --steps-per-oracle "$(steps 100000)" --episodes 64 \
     --seed 17
+fi
+[ "$PART" = pp7 ] && exit 0
 $A train defender tarmac.tj_easy --algo tarmac --scenario tj_easy --steps "$TJ_STEPS" \
     "${TJ_PARAMS[@]}" --seed 18
 $A train attacker msg_ppo.tj_easy --algo msg_ppo --scenario tj_easy --against tarmac \
