@@ -83,6 +83,9 @@ class _Notes:
                    "key_dim of tarmac; msg_beta of ndq), range-checked by the kind.")
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
+@click.option("--updates-per-collect", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Gradient updates after each collection of --envs episodes (4 on tj_easy: "
+                   "one was measured too few for the traffic junction).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
 @click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad", "none"]),
@@ -121,7 +124,8 @@ class _Notes:
 @click.pass_obj
 def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, envs, seed,
                        seeds, adv, rounds, attacker_steps, attacker_cap, weak_fraction, adv_eps,
-                       adv_fraction, reg, kappa, hinge_c, init_ref, test_every, test_attacks):
+                       adv_fraction, reg, kappa, hinge_c, init_ref, test_every, test_attacks,
+                       updates_per_collect):
     """Train a QMIX or VDN team and store it as NAME (a new version).
 
     With --reg policy the team trains under FGSM perturbations (ε = --eps), as the paper's
@@ -178,6 +182,7 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
                                       adv_eps=adv_eps, adv_fraction=adv_fraction, reg=reg,
                                       kappa=kappa, hinge_c=hinge_c, init=init,
                                       init_config=init_config, test_every=test_every,
+                                      updates_per_collect=updates_per_collect,
                                       test_attacks=test_attacks, **messages,
                                       device=str(resolve_device(ctx.device)))
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:

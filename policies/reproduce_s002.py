@@ -42,8 +42,9 @@ PAPER = "s002"
 TEAMS: dict[str, tuple[str, int, dict, str]] = {
     "pp7": ("commnet", 400_000, {}, "return"),
     "pp7_p05": ("commnet", 400_000, {}, "return"),
-    "tj_easy": ("tarmac", 1_000_000, {}, "win"),
-    "tj_hard": ("tarmac", 2_000_000, {}, "win"),
+    # 4 updates per collection: with 1 the tarmac team stayed at "all gas" (24 % success)
+    "tj_easy": ("tarmac", 300_000, {"updates_per_collect": 4}, "win"),
+    "tj_hard": ("tarmac", 1_000_000, {"updates_per_collect": 4}, "win"),
 }
 SCENARIOS = ("pp7", "pp7_p05")
 ROLES = ("team", "mp", "filter", "mp_vs_filter", "mp2", "filter2")
@@ -405,6 +406,9 @@ def run_scenario(league_open: Callable, cfg: S002Config, scenario: str,
     for seed in cfg.seeds:
         hooks.say(f"{scenario}, seed {seed}")
         refs = players(league_open, cfg, scenario, seed, hooks)
+        if cfg.quick:  # the report states the α the shipped attackers were trained with
+            with league_open("r") as lg:
+                cfg.alpha = float(lg.info(refs["mp"]).config.get("alpha", cfg.alpha))
         seeds.append(measure(league_open, cfg, scenario, seed, refs, hooks))
     t3 = rmacrl(league_open, cfg, scenario, cfg.seeds[0], seeds[0].refs, hooks) \
         if cfg.psro_iterations > 0 or cfg.quick else None
