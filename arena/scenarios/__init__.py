@@ -19,6 +19,7 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "stag10": ("arena.scenarios.stag_hunt", "StagHunt", {}),
     "3m": (_SMAC, "SmacLite", {"map_name": "3m"}),
     "3m_blind": (_SMAC, "SmacLite", {"map_name": "3m", "spotters": 1}),
+    "1o_2m_scout": ("arena.scenarios.smac_scout", "ScoutSmac", {}),
     "8m": (_SMAC, "SmacLite", {"map_name": "8m"}),
     "2m_vs_1z": (_SMAC, "SmacLite", {"map_name": "2m_vs_1z"}),
     "3s_vs_3z": (_SMAC, "SmacLite", {"map_name": "3s_vs_3z"}),

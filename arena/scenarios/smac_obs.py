@@ -189,11 +189,14 @@ def agent_obs(
     shield: torch.Tensor,  # [B, U]
     avail: torch.Tensor,  # [B, n, A] bool
     others: torch.Tensor,  # [n, n-1] from other_allies()
+    sight: torch.Tensor | None = None,  # [n] per-agent sight range; None: SMAC's for all
 ) -> torch.Tensor:
     n, m = lay.n_agents, lay.n_enemies
     dev = pos.device
     alive = hp > 0  # [B, U]
-    rel = (pos[:, None, :, :] - pos[:, :n, None, :]) / SIGHT_RANGE  # [B, n, U, 2]
+    # SMAC divides by the sight range, so a far-sighted agent's features stay within [-1, 1]
+    reach = SIGHT_RANGE if sight is None else sight[:, None, None]
+    rel = (pos[:, None, :, :] - pos[:, :n, None, :]) / reach  # [B, n, U, 2]
     dist = rel.norm(dim=-1)  # [B, n, U]
     seen = (dist < 1.0) & alive[:, None, :]  # strict: centre distance < sight range
 

@@ -128,6 +128,9 @@ MAPS: dict[str, MapSpec] = {
         MapSpec("3m", _line_up((3, "marine")), _line_up((3, "marine")), 60),
         MapSpec("8m", _line_up((8, "marine")), _line_up((8, "marine")), 120),
         MapSpec("10m_vs_11m", _line_up((10, "marine")), _line_up((11, "marine")), 150),
+        # not a SMAC map: the line-up of the scouting scenario (smac_scout), where the three
+        # marines together beat one marauder and two of them lose to it
+        MapSpec("3m_vs_1md", _line_up((3, "marine")), _line_up((1, "marauder")), 30),
         MapSpec("2m_vs_1z", _line_up((2, "marine")), _line_up((1, "zealot")), 150),
         MapSpec("3s_vs_3z", _line_up((3, "stalker")), _line_up((3, "zealot")), 150),
         MapSpec(
