@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from policies.errors import PolicyError
-from policies.reproduce_s002 import (ATTACKER_ROLES, DEFENDER_ROLES, S002Config, ScenarioResult,
+from solvers.reproduce_s002 import (ATTACKER_ROLES, DEFENDER_ROLES, S002Config, ScenarioResult,
                                      SeedResult, _utility)
-from policies.reproduce_s002_report import per_seed, summary, t_interval
+from solvers.reproduce_s002_report import per_seed, summary, t_interval
 from store import NO_ATTACK, League
 from tests.test_reproduce import app
 

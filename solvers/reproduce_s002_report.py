@@ -1,5 +1,5 @@
 """The ℜ-MACRL reproduction's figures, learning curves and Markdown report
-(policies.reproduce_s002 trains and measures; this module only derives and writes).
+(solvers.reproduce_s002 trains and measures; this module only derives and writes).
 
 Per seed, on the scenario's metric m (team return on predator-prey, success/win rate on the
 traffic junctions and SMAC-style maps), with R = m(team, no attack):
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from policies.reproduce_s002 import (
+from solvers.reproduce_s002 import (
     PAPER, PAPER_EXPLOIT, PAPER_FIGURES, TEAMS, Hooks, S002Config, ScenarioResult, SeedResult,
     run_scenario,
 )
@@ -96,7 +96,8 @@ def trends(result: ScenarioResult, s: dict) -> list[tuple[str, bool | None]]:
             ("the filter restores ≥ 90 % of the clean figure",
              check("restored", lambda x: x >= 0.90)),
             ("(d) a retrained attacker drives the filtered team down again (loss ≥ 10 %)",
-             check("exploit_drop", lambda x: x >= 0.10))]
+             check("exploit_drop", lambda x: x >= 0.10)),
+            ("(f) two attackers cost more than one", check("attack2_drop", lambda x: x > m["attack_drop"]))]
 
 
 def curves(league_open: Callable, result: ScenarioResult, path: Path) -> Path | None:
