@@ -114,3 +114,22 @@ def test_quick_needs_the_shipped_policies(tmp_path):
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code != 0
     assert "--quick needs the shipped commnet on pp7" in str(res.exception or res.output)
+
+
+def test_quick_reads_the_shipped_policies_and_trains_nothing(tmp_path):
+    from store.starter import copy_starter_league
+
+    league = tmp_path / "league.h5"
+    copy_starter_league(league)
+    with League(league) as lg:
+        before = sorted(i.ref for i in lg.list(all_versions=True))
+    res = CliRunner().invoke(app, ["--league", str(league), "--json", "reproduce", "s002",
+                                   "--quick", "--episodes", "4", "--out", str(tmp_path / "o")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["scenarios"]["pp7"]
+    assert data["table3"]["run"] == "rmacrl_pp7"
+    assert all(math.isfinite(data["summary"][k]["mean"]) for k in ("clean", "attacked", "filtered"))
+    with League(league) as lg:
+        assert sorted(i.ref for i in lg.list(all_versions=True)) == before
+    assert "commnet.pp7@v1" in (tmp_path / "o" / "report.md").read_text()
