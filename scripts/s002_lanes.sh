@@ -2,7 +2,8 @@
 # `arena reproduce s002` on pp7 and pp7_p05, one lane (league, core) per scenario, for msg_ppo's
 # default penalty α = 0.1 and for α = 0; the teams are trained once and shared by both.
 # Reports land in docs/s002/<scenario>_alpha<α>/. Measured: 57 minutes per lane for α = 0.1
-# (with other work on the machine), then about 15 for α = 0.
+# (with other work on the machine), then about 15 for α = 0. Then TarMAC on tj_easy, α = 0,
+# without Table 3 (39 minutes).
 #
 #   scripts/s002_lanes.sh [OUTDIR]        # default build/s002r
 set -euo pipefail
@@ -24,4 +25,7 @@ P1=$!
 lane pp7_p05 > "$W/pp7_p05.log" 2>&1 &
 P2=$!
 wait $P1 && wait $P2
+[ -f "$W/tj_easy.h5" ] || .venv/bin/arena --quiet --league "$W/tj_easy.h5" init
+.venv/bin/arena --quiet --device cpu --league "$W/tj_easy.h5" reproduce s002 --scenarios tj_easy \
+    --seeds 0,1,2 --alpha 0 --psro-iterations 0 --out docs/s002/tj_easy_alpha0 > "$W/tj_easy.log" 2>&1
 echo "reports: docs/s002/*/report.md"
