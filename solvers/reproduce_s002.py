@@ -26,7 +26,6 @@ reads the starter league's shipped message policies (`QUICK_NAMES`) and its ℜ-
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -35,7 +34,7 @@ import numpy as np
 
 from policies.errors import PolicyError
 from policies.message.train_msg_attacker import MsgAttackerTrainConfig
-from policies.reproduce_s003 import find_trained
+from policies.reproduce_s003 import Hooks, find_trained
 
 PAPER = "s002"
 # scenario → (team algo, its training steps, its --param settings, the metric of the report)
@@ -113,19 +112,6 @@ class S002Config:
             raise PolicyError(f"alpha must be at least 0, got {self.alpha}")
         if self.psro_iterations < 0:
             raise PolicyError("psro_iterations must be at least 0")
-
-
-@dataclass
-class Hooks:
-    """What the caller sees: `say(text)`; `train(name, steps)` before a training, then
-    `progress(dict)`; `done()` after it; `fill(scenario)`: a context manager around a table's
-    fill whose value has `callback(t, done)` and `set_episodes(cells)` (or is None)."""
-
-    say: Callable[[str], None] = lambda text: None
-    train: Callable[[str, int], None] = lambda name, steps: None
-    progress: Callable[[dict], None] = lambda p: None
-    done: Callable[[], None] = lambda: None
-    fill: Callable = lambda scenario: contextlib.nullcontext(None)
 
 
 # -- the players of one seed -------------------------------------------------------------------
