@@ -198,7 +198,7 @@ def trained(league_open: Callable, cfg: S002Config, role: str, scenario: str, se
 def train_attacker(league_open, scenario, victim, targets, steps, seed, device, progress,
                    alpha):
     from policies.lineup import members_of
-    from policies.message.train_msg_attacker import MsgAttackerTrainConfig, train_msg_attacker
+    from policies.message.train_msg_attacker import train_msg_attacker
 
     with league_open("r") as lg:
         recs = [(lg.get(r), w) for r, w in members_of(lg.info(victim))]
