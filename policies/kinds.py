@@ -349,3 +349,19 @@ def parse_param_pairs(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
             raise KindError(f"--param expects key=value, got {pair!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def check_train_config(cfg, kind_name: str, keys: tuple[str, ...], error: type[Exception],
+                       counts: tuple[str, ...] = ("steps", "envs", "eval_episodes")) -> None:
+    """A trainer's config checked as the kind checks a stored policy's: `counts` at least 1,
+    then `keys` parsed by the kind's own rules and written back (one line, as `error`)."""
+    for name in counts:
+        if getattr(cfg, name) < 1:
+            raise error(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    try:
+        parsed = get_kind(kind_name).make_config({k: getattr(cfg, k) for k in keys})
+    except KindError as exc:
+        raise error(str(exc)) from None
+    for k, v in parsed.items():
+        if hasattr(cfg, k):
+            setattr(cfg, k, v)

@@ -33,7 +33,7 @@ import torch
 from arena.core import VecEnv
 from arena.payoff import draw_members
 from arena.rollout import Streams, episode_seeds, greedy, play
-from policies.kinds import KindError, get_kind
+from policies.kinds import check_train_config
 from policies.learners.ppo import PPOConfig, gae, ppo_update
 from policies.message.msg_ppo import MsgPPOAttacker, msg_ppo_config
 from policies.message.msg_random import MsgRandom
@@ -79,18 +79,8 @@ class MsgAttackerTrainConfig:
     """Torch device of the networks and environments."""
 
     def validate(self) -> None:
-        for name in ("steps", "envs", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise AttackerTrainError(f"{name} must be at least 1, got {getattr(self, name)}")
-        kind = get_kind("msg_ppo")
-        try:
-            parsed = kind.make_config({k: getattr(self, k) for k in
-                                       ("targets", "omega", "combine", "alpha", "sigma", "hidden")})
-        except KindError as exc:
-            raise AttackerTrainError(str(exc)) from None
-        for k, v in parsed.items():
-            if hasattr(self, k):
-                setattr(self, k, v)
+        check_train_config(self, "msg_ppo", ("targets", "omega", "combine", "alpha", "sigma",
+                                             "hidden"), AttackerTrainError)
 
     def hyperparameters(self) -> dict:
         d = asdict(self)

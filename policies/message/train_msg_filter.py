@@ -37,7 +37,7 @@ from arena.core import VecEnv, uniform_from
 from arena.payoff import draw_members
 from arena.rollout import MessageContext, Streams, episode_seeds, greedy, play
 from policies.errors import PolicyError
-from policies.kinds import KindError, get_kind
+from policies.kinds import check_train_config
 from policies.learners.ppo import PPOConfig, clipped_policy_loss, gae
 from policies.message.msg_filter import (
     FilterAgent, MessageFilter, filter_config, message_keys, random_agent,
@@ -87,19 +87,10 @@ class MsgFilterTrainConfig:
     """Torch device of the networks and environments."""
 
     def validate(self) -> None:
-        for name in ("steps", "envs", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise FilterTrainError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.clean_fraction < 1.0:
             raise FilterTrainError(f"clean_fraction must lie in [0, 1), got {self.clean_fraction}")
-        try:
-            parsed = get_kind("msg_filter").make_config(
-                {k: getattr(self, k) for k in ("hidden", "detector", "reconstructor", "beta1")})
-        except KindError as exc:
-            raise FilterTrainError(str(exc)) from None
-        for k, v in parsed.items():
-            if hasattr(self, k):
-                setattr(self, k, v)
+        check_train_config(self, "msg_filter", ("hidden", "detector", "reconstructor", "beta1"),
+                           FilterTrainError)
 
     def hyperparameters(self) -> dict:
         d = asdict(self)
