@@ -113,7 +113,7 @@ _STEPS = click.IntRange(min=1)
     "s002", short_help="Xue et al. (2022), ℜ-MACRL: message attacks, the filter, Table 3.")
 @click.option("--quick", is_flag=True,
               help="The starter league's shipped message policies on pp7 (CommNet team, "
-                   "msg_ppo attackers, filters, one ℜ-MACRL run); nothing is trained, about a "
+                   "msg_ppo attackers, filters, one ℜ-MACRL run); nothing is trained, well under a "
                    "minute.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default="reproduce_s002", show_default=True,

@@ -27,7 +27,7 @@ reads the starter league's shipped message policies (`QUICK_NAMES`) and its ℜ-
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -310,7 +310,7 @@ def _utility(p: np.ndarray, M: np.ndarray, se: np.ndarray, q: np.ndarray) -> tup
 
 
 def rmacrl(league_open: Callable, cfg: S002Config, scenario: str, seed: int, refs: dict,
-           hooks: Hooks, on_oracle=None) -> Table3:
+           hooks: Hooks) -> Table3:
     """Run (or resume, or with `quick` read) the scenario's ℜ-MACRL run and score Table 3."""
     from policies.evaluate import fill
     from solvers.psro_league import LeaguePSROConfig, run_league_psro
@@ -349,8 +349,6 @@ def rmacrl(league_open: Callable, cfg: S002Config, scenario: str, seed: int, ref
                                     on_progress=hooks.progress, on_oracle=oracle,
                                     on_iteration=lambda it: hooks.done())
         hooks.done()
-        from dataclasses import asdict
-
         last = asdict(its[-1])
     dfd, att = list(last["defenders"]), list(last["attackers"])
     table = fill(league_open, scenario, dfd, att, cfg.episodes, seed, cfg.device,
