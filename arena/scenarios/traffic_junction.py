@@ -186,7 +186,13 @@ class TrafficJunction(VecEnv):
         self._path_rc = torch.tensor(padded, device=dev)  # [R, L, 2]
         self._encoding = torch.tensor(net.encoding, dtype=torch.float32, device=dev)  # [R, F]
         self._choices = any(len(e) > 1 for e in net.entries)
-        self._options = [torch.tensor(e, device=dev) for e in net.entries]
+        # Each entry's routes, padded with its first one; a route index never reaches the
+        # padding because it is clamped below the entry's own count.
+        most = max(len(e) for e in net.entries)
+        self._options = torch.tensor(
+            [list(e) + [e[0]] * (most - len(e)) for e in net.entries], device=dev
+        )  # [E, most]
+        self._n_options = torch.tensor([len(e) for e in net.entries], device=dev)  # [E]
         # Window lookups happen on the grid padded by one cell on each side.
         P = S + 2
         road = torch.zeros(P, P, device=dev)
@@ -228,21 +234,26 @@ class TrafficJunction(VecEnv):
     def _arrive(self, rows: torch.Tensor) -> None:
         u = self._draw_arrivals()  # [B, E]
         v = self._draw_routes() if self._choices else None
-        N = self.cfg.max_cars
-        for e, options in enumerate(self.network.entries):  # entries are served in order
-            free = ~self.alive  # [B, N]
-            add = rows & (u[:, e] < self.cfg.add_rate) & free.any(-1)
-            slot = free.float().argmax(-1)  # lowest free slot
-            new = torch.nn.functional.one_hot(slot, N).bool() & add.unsqueeze(-1)  # [B, N]
-            if v is None:
-                route = options[0]
-            else:
-                k = (v[:, e] * len(options)).long().clamp(max=len(options) - 1)  # [B]
-                route = self._options[e][k].unsqueeze(-1)  # [B, 1]
-            self.alive |= new
-            self.route = torch.where(new, route, self.route)
-            self.prog = torch.where(new, 0, self.prog)
-            self.tau = torch.where(new, 0, self.tau)
+        free = ~self.alive  # [B, N]
+        wants = rows.unsqueeze(-1) & (u < self.cfg.add_rate)  # [B, E]
+        # Entries are served in order, each taking the lowest slot still free: the k-th
+        # wanting entry gets the k-th lowest free slot, if there are more than k free slots.
+        rank = wants.cumsum(-1) - wants.long()  # [B, E] wanting entries before e
+        add = wants & (rank < free.sum(-1, keepdim=True))
+        free_rank = free.cumsum(-1) - 1  # [B, N] how many free slots lie below a free slot
+        takes = (add.unsqueeze(-1) & free.unsqueeze(1)
+                 & (free_rank.unsqueeze(1) == rank.unsqueeze(-1)))  # [B, E, N]
+        if v is None:
+            route = self._options[:, 0]  # [E]
+        else:
+            k = (v * self._n_options).long().clamp(max=self._n_options - 1)  # [B, E]
+            route = self._options.T.gather(0, k)  # [B, E]: route k[b, e] of entry e
+        new = takes.any(1)  # [B, N]
+        self.alive |= new
+        # A slot is taken by at most one entry, so the sum over entries picks its route.
+        self.route = torch.where(new, (takes * route.unsqueeze(-1)).sum(1), self.route)
+        self.prog = torch.where(new, 0, self.prog)
+        self.tau = torch.where(new, 0, self.tau)
 
     def _cells(self) -> torch.Tensor:
         return self._path[self.route, self.prog]  # [B, N] flat cell of each slot
