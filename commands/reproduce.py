@@ -119,7 +119,7 @@ _STEPS = click.IntRange(min=1)
               default="reproduce_s002", show_default=True,
               help="Folder of the Markdown report, the learning curves and results.json.")
 @click.option("--scenarios", help="Comma-separated (default: pp7,pp7_p05; pp7 with --quick); "
-                                  "also tj_easy, tj_hard.")
+                                  "also tj_easy, tj_hard, 1o_2m_scout.")
 @click.option("--seeds", callback=parse_seeds,
               help="Comma-separated training seeds  [default: 0,1,2; 0 with --quick]")
 @click.option("--episodes", type=EPISODES, default=64, show_default=True,
@@ -144,11 +144,11 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
     """ℜ-MACRL (Xue et al., AAMAS 2022): attacks on messages and the message filter.
 
     Per scenario and seed: a communicating team (CommNet on pp7 and pp7_p05, TarMAC on the
-    traffic junctions), a msg_ppo attacker against it, a message filter against that attacker
-    and random messages, an attacker retrained against the frozen filter, and the same with
-    two malicious agents; one message table per seed; then one ℜ-MACRL run per scenario for
-    Table 3. Every trained policy is stored at once, so an interrupted run resumes where it
-    stopped.
+    traffic junctions, NDQ on 1o_2m_scout), a msg_ppo attacker against it, a message filter
+    against that attacker and random messages, an attacker retrained against the frozen
+    filter, and the same with two malicious agents; one message table per seed; then one
+    ℜ-MACRL run per scenario for Table 3. Every trained policy is stored at once, so an
+    interrupted run resumes where it stopped.
 
     \b
     Examples:

@@ -44,6 +44,8 @@ TEAMS: dict[str, tuple[str, int, dict, str]] = {
     # 4 updates per collection: with 1 the tarmac team stayed at "all gas" (24 % success)
     "tj_easy": ("tarmac", 300_000, {"updates_per_collect": 4}, "win"),
     "tj_hard": ("tarmac", 1_000_000, {"updates_per_collect": 4}, "win"),
+    # ε annealed over 300k steps as PyMARL's hard maps: over 50k no team left the start
+    "1o_2m_scout": ("ndq", 800_000, {"eps_anneal": 300_000}, "win"),
 }
 SCENARIOS = ("pp7", "pp7_p05")
 ROLES = ("team", "mp", "filter", "mp_vs_filter", "mp2", "filter2")
@@ -67,6 +69,8 @@ PAPER_FIGURES = {
     "tj_easy": {"clean": 0.999, "attacked": 0.872, "filtered": 0.964},
 }
 PAPER_EXPLOIT = "−30 % and −20 %"
+# the best win rate without messages where it is known (arena.scenarios.smac_scout, scripted)
+NO_MESSAGE_BOUND = {"1o_2m_scout": 0.51}
 
 
 @dataclass

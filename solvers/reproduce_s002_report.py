@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from solvers.reproduce_s002 import (
-    PAPER, PAPER_EXPLOIT, PAPER_FIGURES, TEAMS, Hooks, S002Config, ScenarioResult, SeedResult,
-    run_scenario,
+    NO_MESSAGE_BOUND, PAPER, PAPER_EXPLOIT, PAPER_FIGURES, TEAMS, Hooks, S002Config,
+    ScenarioResult, SeedResult, run_scenario,
 )
 
 # name → (defender role, attacker role) of a metric cell
@@ -156,7 +156,12 @@ def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
     for r in results:
         s = summary(r)
         unit = "success/win rate" if r.metric == "win" else "team return"
-        lines += [f"## {r.scenario}: {r.algo} ({unit})", "",
+        lines += [f"## {r.scenario}: {r.algo} ({unit})", ""]
+        if r.scenario in NO_MESSAGE_BOUND:
+            lines += [f"Without messages a team wins at most about "
+                      f"{_fmt(NO_MESSAGE_BOUND[r.scenario], r.metric)} here (scripted); a clean "
+                      f"figure above it means the messages carry what the blind agents need.", ""]
+        lines += [
                   "| | clean | every message random | random messages | msg_ppo "
                   "| filtered (msg_ppo) | filtered, clean |",
                   "|---|---:|---:|---:|---:|---:|---:|",

@@ -107,6 +107,21 @@ def test_tiny_reproduction_measures_every_cell_and_resumes(tmp_path):
     assert again["scenarios"]["pp7"]["summary"] == data["summary"]
 
 
+def test_the_scout_map_trains_ndq_and_reports_the_no_message_bound(tmp_path):
+    league = tmp_path / "league.h5"
+    League.create(league)
+    args = ["--league", str(league), "--json", "reproduce", "s002", "--scenarios",
+            "1o_2m_scout", "--seeds", "0", "--team-steps", "200", "--attacker-steps", "200",
+            "--filter-steps", "200", "--psro-iterations", "0", "--episodes", "2",
+            "--out", str(tmp_path / "out")]
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["scenarios"]["1o_2m_scout"]
+    assert data["algo"] == "ndq" and data["metric"] == "win"
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Without messages a team wins at most about 51%" in text
+
+
 def test_quick_needs_the_shipped_policies(tmp_path):
     league = tmp_path / "league.h5"
     League.create(league)

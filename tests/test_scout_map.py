@@ -80,6 +80,16 @@ def test_enemy_fires_from_its_place_but_never_walks():
     assert int(env.units.target[0, 3]) == 0
 
 
+def test_the_step_limit_ends_the_battle_lost_not_truncated():
+    env = make("1o_2m_scout", 8)
+    ts = env.reset(2)
+    for t in range(SCOUT_LIMIT):
+        assert not bool(ts.done.any())
+        ts = env.step(torch.where(ts.avail[..., STOP], STOP, 0))  # nobody walks, nobody wins
+    assert bool(ts.done.all()) and not bool(ts.won.any())
+    assert not bool(ts.info["truncated"].any())
+
+
 def test_seeds_reproduce():
     def roll(seed):
         env = make("1o_2m_scout", 8)

@@ -47,9 +47,25 @@ team told the side can win P(3v1) ≈ 100 %. Scripted, on 2000 games: the blind 
 west wins 51 % (every west game, no east one), split 0 %, turning back after 8 to 10 steps
 at most the west half (tests/test_scout_map.py checks the told and the west-walking teams).
 The gap, about 50 points of win rate, is what the spotter's message is worth.
-Learned teams do not get there yet: after 800k steps (seed 1) NDQ and QMIX both end at a
-0 % greedy win rate; NDQ with ε annealed over 300k steps passed the no-message bound during
-training (66 % of 32 test games at 600k) and then fell back to 0 %.
+The step limit ends the battle, lost (`terminated`, not `truncated` as SMAC's limit): it is
+the rule that makes the side worth knowing, and a learner that bootstraps past it is told
+that walking the wrong way first costs nothing.
+
+Learned teams do not get there yet (greedy win rate of 1000 games; 800k steps, ε annealed
+over 300k, seed 0 unless said):
+- NDQ, its message prior β = 0 (1.2M steps, the limit truncating): 52 %, every east game and
+  no west one; with every message zeroed, 0 %. The team relies on its messages but they do
+  not carry the side: it is the best play without messages.
+- NDQ, NDQ's β = 1e-3, seeds 0 and 1: 0 % and 52 %, the latter the same with messages zeroed;
+  during training the 32-game test rate swings between 0 and one side's share (a single
+  test point of 72 %, seed 1, at 660k).
+- NDQ with the lr halved and targets updated half as often: 24 %, messages unused; QMIX
+  (no messages, seed 1): 0 %.
+- QMIX with every agent seeing everything (a diagnostic, the places 10 units away and the
+  limit 24): 100 % at a few test points (180k, 220k; 100k and 360k with the limit ending the
+  battle), one side's share or 0 % in between. The swings are thus Q-learning's on this map,
+  not the messages'. The places at 10 units, σ capped at e^-2, or 4 updates per collection
+  did not make NDQ use its messages either.
 
 Everything else (damage, cooldowns, reward, state, SMAC's shoot range 6 for every agent)
 is smac.SmacLite's, unchanged.
@@ -82,7 +98,7 @@ class ScoutSmac(SmacLite):
                          map_name=map_name)
         n, m, dev = self.n_agents, self.n_enemies, self.device
         self.spec = dataclasses.replace(
-            self.spec, name=name, episode_limit=int(episode_limit),
+            self.spec, name=name, episode_limit=int(episode_limit), messages=True,
             description=f"SMAC-style scouting after NDQ's 1o_2r_vs_4r: "
             f"{_roster(self.map.allies)} vs {_roster(self.map.enemies)} holding at one of "
             f"{len(PLACES)} places drawn per episode; agent 0 sees {SPOTTER_SIGHT:g} away "
@@ -108,6 +124,14 @@ class ScoutSmac(SmacLite):
         enemy = torch.arange(self.n_units, device=self.device) >= n  # [U]
         moved = rows[:, None, None] & enemy[None, :, None]
         self.units.pos = torch.where(moved, self.units.pos + shift[:, None, :], self.units.pos)
+
+    def _step_active(self, actions, active):
+        # The step limit is a rule of this map (the time to clear one place), so reaching it
+        # ends the battle lost instead of truncating an episode that would go on: a learner
+        # that bootstraps past the limit sees no cost in walking the wrong way first.
+        reward, terminated, won, info = super()._step_active(actions, active)
+        out_of_time = active & (self.t + 1 >= self.spec.episode_limit)
+        return reward, terminated | out_of_time, won, info
 
     def _orders(self, actions, alive, dist, gap):
         # Hold position: targets as SmacLite's enemy picks them (in weapon range only, so it
