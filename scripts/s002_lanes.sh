@@ -3,7 +3,8 @@
 # default penalty α = 0.1 and for α = 0; the teams are trained once and shared by both.
 # Reports land in docs/s002/<scenario>_alpha<α>/. Measured: 57 minutes per lane for α = 0.1
 # (with other work on the machine), then about 15 for α = 0. Then TarMAC on tj_easy, α = 0,
-# without Table 3 (39 minutes).
+# without Table 3 (39 minutes), and in two lanes NDQ on 1o_2m_scout (3 seeds) and TarMAC on
+# tj_hard (seed 0 only: its team alone takes over an hour on one core).
 #
 #   scripts/s002_lanes.sh [OUTDIR]        # default build/s002r
 set -euo pipefail
@@ -20,12 +21,20 @@ lane() {
             --seeds 0,1,2 --alpha "$a" --out "docs/s002/${S}_alpha$a"
     done
 }
+single() {  # α = 0, no Table 3: scenario, seeds, league stem
+    [ -f "$W/$3.h5" ] || .venv/bin/arena --quiet --league "$W/$3.h5" init
+    .venv/bin/arena --quiet --device cpu --league "$W/$3.h5" reproduce s002 --scenarios "$1" \
+        --seeds "$2" --alpha 0 --psro-iterations 0 --out "docs/s002/$1_alpha0" > "$W/$3.log" 2>&1
+}
 lane pp7 > "$W/pp7.log" 2>&1 &
 P1=$!
 lane pp7_p05 > "$W/pp7_p05.log" 2>&1 &
 P2=$!
 wait $P1 && wait $P2
-[ -f "$W/tj_easy.h5" ] || .venv/bin/arena --quiet --league "$W/tj_easy.h5" init
-.venv/bin/arena --quiet --device cpu --league "$W/tj_easy.h5" reproduce s002 --scenarios tj_easy \
-    --seeds 0,1,2 --alpha 0 --psro-iterations 0 --out docs/s002/tj_easy_alpha0 > "$W/tj_easy.log" 2>&1
+single tj_easy 0,1,2 tj_easy
+single 1o_2m_scout 0,1,2 scout &
+P3=$!
+single tj_hard 0 tj_hard &
+P4=$!
+wait $P3 && wait $P4
 echo "reports: docs/s002/*/report.md"
