@@ -16,8 +16,9 @@ who do the fighting, win only when it tells them where the Reapers are.
   measured too hard to learn at all, NDQ reaching a 0 % greedy win rate after 800k steps;
   against 2 marines the spotter and one blind marine already win 95 %.)
 - The team starts at the map centre (16, 16); the enemy appears, per episode, at one of two
-  places on the same line, 15 units west (1, 16) or east (31, 16), drawn with probability
-  1/2 from the episode's stream. Starts are otherwise SMAC's: the team in a column, small jitter.
+  places on the same line, 10 units west (6, 16) or east (26, 16), drawn with probability
+  1/2 from the episode's stream (at 15 units, a first version, every learner below swung
+  harder between one side's share and 0 %). Starts are otherwise SMAC's: the team in a column, small jitter.
 - The enemy holds position (SC2's hold order): it never walks, and fires at the closest
   marine within its weapon range, keeping its target while that one stays in range. It
   cannot be lured, so no unit's movement tells anyone where it is.
@@ -29,10 +30,11 @@ who do the fighting, win only when it tells them where the Reapers are.
   distance, so what they observe is their move availability, their own health, and (as input
   to their network) their id and last action. The one thing a blind agent learns of the
   enemy by itself is that an attack action became available: it is already within 6 of it.
-- The step limit is 30 (SMAC's 3m has 60). Walking into range of the right place takes about
-  8 steps and the fight about 15: scripted focus fire told the side wins every one of 2000
-  games in 23 steps. A blind pair that walks one way and turns back when no attack comes up
-  reaches the other place too late: with no step limit the earliest such win took 34 steps.
+- The step limit is 24 (SMAC's 3m has 60). Walking into range of the right place takes 4
+  steps and the fight about 14: scripted focus fire told the side wins every one of 2000
+  games in 18 steps. A blind pair that walks one way and turns back when no attack comes up
+  reaches the other place too late: turning after 1 to 13 steps, it wins games of both sides
+  only from a limit of 28 (at 27, one side's at most).
 
 Why messages are necessary, and what a team without them can win. Without messages the two
 blind agents' observations are the same in both draws until an enemy is within 6 of one of
@@ -44,28 +46,28 @@ for one side only. So:
 - they split: every game is fought 2 vs 1 at best, the third marine arriving too late.
 A team without messages thus wins at most about max(1/2 · P(3v1), P(2v1)) = 1/2, while a
 team told the side can win P(3v1) ≈ 100 %. Scripted, on 2000 games: the blind pair walking
-west wins 51 % (every west game, no east one), split 0 %, turning back after 8 to 10 steps
+west wins 51 % (every west game, no east one), split 0 %, turning back after 1 to 13 steps
 at most the west half (tests/test_scout_map.py checks the told and the west-walking teams).
 The gap, about 50 points of win rate, is what the spotter's message is worth.
 The step limit ends the battle, lost (`terminated`, not `truncated` as SMAC's limit): it is
 the rule that makes the side worth knowing, and a learner that bootstraps past it is told
 that walking the wrong way first costs nothing.
 
-Learned teams do not get there yet (greedy win rate of 1000 games; 800k steps, ε annealed
-over 300k, seed 0 unless said):
-- NDQ, its message prior β = 0 (1.2M steps, the limit truncating): 52 %, every east game and
-  no west one; with every message zeroed, 0 %. The team relies on its messages but they do
-  not carry the side: it is the best play without messages.
-- NDQ, NDQ's β = 1e-3, seeds 0 and 1: 0 % and 52 %, the latter the same with messages zeroed;
-  during training the 32-game test rate swings between 0 and one side's share (a single
-  test point of 72 %, seed 1, at 660k).
-- NDQ with the lr halved and targets updated half as often: 24 %, messages unused; QMIX
-  (no messages, seed 1): 0 %.
-- QMIX with every agent seeing everything (a diagnostic, the places 10 units away and the
-  limit 24): 100 % at a few test points (180k, 220k; 100k and 360k with the limit ending the
-  battle), one side's share or 0 % in between. The swings are thus Q-learning's on this map,
-  not the messages'. The places at 10 units, σ capped at e^-2, or 4 updates per collection
-  did not make NDQ use its messages either.
+Learned teams do not get there yet. Greedy win rate of 1000 games after 800k steps, ε
+annealed over 300k, seed 0 unless said:
+- here, NDQ without its message prior (β = 0): 52 %, every east game and no west one, and 0 %
+  with every message zeroed: the team relies on its messages, but they do not carry the
+  side, and its play is the best one without messages. Its 32-game test rate stayed within
+  38–66 % from 420k on; with the limit truncating instead, the same 52 % at the end but
+  swings to 0 % on the way. With NDQ's β = 1e-3, with σ capped at e^-2 (β = 0), or with 4
+  learner updates per collection: 0 %.
+- at 15 units and a limit of 30 (the first version): NDQ β = 0, 1.2M steps, 52 % and 0 %
+  zeroed as above; β = 1e-3, seeds 0 and 1, 0 % and 52 % (the same with messages zeroed),
+  the test rate swinging between 0 and one side's share (once 72 %); the lr halved and targets
+  updated half as often, 24 %, messages unused; QMIX (no messages, seed 1), 0 %.
+- a diagnostic, not this map: QMIX with every agent seeing everything reached 100 % at a few
+  test points (180k, 220k; 100k and 360k with the limit ending the battle), one side's
+  share or 0 % in between. The swings are thus Q-learning's on this map, not the messages'.
 
 Everything else (damage, cooldowns, reward, state, SMAC's shoot range 6 for every agent)
 is smac.SmacLite's, unchanged.
@@ -82,9 +84,9 @@ from arena.scenarios.smac_obs import agent_obs, global_state
 from arena.scenarios.smac_units import SIGHT_RANGE
 
 TEAM_START = (16.0, 16.0)  # the map centre: both places are equally far
-PLACES = ((1.0, 16.0), (31.0, 16.0))  # west, east: 15 units from the team, 30 apart
-SPOTTER_SIGHT = 2 * SIGHT_RANGE  # sees either place from the start (about 15.3 away at most)
-SCOUT_LIMIT = 30  # one place can be reached and cleared, not both
+PLACES = ((6.0, 16.0), (26.0, 16.0))  # west, east: 10 units from the team, 20 apart
+SPOTTER_SIGHT = 2 * SIGHT_RANGE  # sees either place from the start (about 10.3 away at most)
+SCOUT_LIMIT = 24  # one place can be reached and cleared, not both
 
 
 class ScoutSmac(SmacLite):
