@@ -158,11 +158,10 @@ def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
         unit = "success/win rate" if r.metric == "win" else "team return"
         lines += [f"## {r.scenario}: {r.algo} ({unit})", ""]
         if r.scenario in NO_MESSAGE_BOUND:
-            lines += [f"Without messages a team wins at most about "
+            lines += ["Without messages a team wins at most about "
                       f"{_fmt(NO_MESSAGE_BOUND[r.scenario], r.metric)} here (scripted); a clean "
-                      f"figure above it means the messages carry what the blind agents need.", ""]
-        lines += [
-                  "| | clean | every message random | random messages | msg_ppo "
+                      "figure above it means the messages carry what the blind agents need.", ""]
+        lines += ["| | clean | every message random | random messages | msg_ppo "
                   "| filtered (msg_ppo) | filtered, clean |",
                   "|---|---:|---:|---:|---:|---:|---:|",
                   "| " + " | ".join([f"{len(r.seeds)} seed(s)"] + [
