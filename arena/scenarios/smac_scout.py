@@ -53,14 +53,15 @@ The step limit ends the battle, lost (`terminated`, not `truncated` as SMAC's li
 the rule that makes the side worth knowing, and a learner that bootstraps past it is told
 that walking the wrong way first costs nothing.
 
-Learned teams do not get there yet. Greedy win rate of 1000 games after 800k steps, ε
+Learned teams get there in some seeds. Greedy win rate of 1000 games after 800k steps, ε
 annealed over 300k, seed 0 unless said:
-- here, NDQ without its message prior (β = 0): 52 %, every east game and no west one, and 0 %
-  with every message zeroed: the team relies on its messages, but they do not carry the
-  side, and its play is the best one without messages. Its 32-game test rate stayed within
-  38–66 % from 420k on; with the limit truncating instead, the same 52 % at the end but
-  swings to 0 % on the way. With NDQ's β = 1e-3, with σ capped at e^-2 (β = 0), or with 4
-  learner updates per collection: 0 %.
+- NDQ without its message prior (β = 0), the limit ending the battle, as `arena reproduce
+  s002` trains it (seeds 0, 1, 2): 52 %, 52 % and 100 %. The third team wins every game of
+  both sides, and 0 % with every message zeroed: its messages carry the side, 48 points
+  above the best play without them. The first two win every east game and no west one,
+  and 0 % with messages zeroed: they rely on messages that do not carry the side. The same
+  52 % pattern with the limit truncating (swinging to 0 % on the way), while NDQ's β = 1e-3,
+  σ capped at e^-2 or 4 learner updates per collection ended at 0 %.
 - at 15 units and a limit of 30 (the first version): NDQ β = 0, 1.2M steps, 52 % and 0 %
   zeroed as above; β = 1e-3, seeds 0 and 1, 0 % and 52 % (the same with messages zeroed),
   the test rate swinging between 0 and one side's share (once 72 %); the lr halved and targets
