@@ -18,7 +18,8 @@ who do the fighting, win only when it tells them where the Reapers are.
 - The team starts at the map centre (16, 16); the enemy appears, per episode, at one of two
   places on the same line, 10 units west (6, 16) or east (26, 16), drawn with probability
   1/2 from the episode's stream (at 15 units, a first version, every learner below swung
-  harder between one side's share and 0 %). Starts are otherwise SMAC's: the team in a column, small jitter.
+  harder between one side's share and 0 %). Starts are otherwise SMAC's: the team in a
+  column, small jitter.
 - The enemy holds position (SC2's hold order): it never walks, and fires at the closest
   marine within its weapon range, keeping its target while that one stays in range. It
   cannot be lured, so no unit's movement tells anyone where it is.
@@ -47,7 +48,8 @@ for one side only. So:
 A team without messages thus wins at most about max(1/2 · P(3v1), P(2v1)) = 1/2, while a
 team told the side can win P(3v1) ≈ 100 %. Scripted, on 2000 games: the blind pair walking
 west wins 51 % (every west game, no east one), split 0 %, turning back after 1 to 13 steps
-at most the west half (tests/test_scout_map.py checks the told and the west-walking teams).
+one side's games at most (tests/test_scout_map.py checks the told, the west-walking and the
+turning teams).
 The gap, about 50 points of win rate, is what the spotter's message is worth.
 The step limit ends the battle, lost (`terminated`, not `truncated` as SMAC's limit): it is
 the rule that makes the side worth knowing, and a learner that bootstraps past it is told
