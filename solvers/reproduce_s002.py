@@ -14,8 +14,8 @@ Per scenario and seed, each policy trained against the previous ones (names
            trained against it and two-agent random messages.
 
 Then one message table per seed (defenders team, filter, filter2 × attackers none, random,
-mp, mp_vs_filter, random×2, mp2, every message random), played as one batched rollout, and per scenario one ℜ-MACRL
-run (Algorithm 1, `solvers.psro_league` on the message surface) started from the seed's
+mp, mp_vs_filter, random×2, mp2, every message random), played as one batched rollout, and
+per scenario one ℜ-MACRL run (Algorithm 1, `solvers.psro_league` on the message surface) started from the seed's
 filter and random messages: its final defender mixture against the final attacker population,
 beside the single filter it started from (the paper's Table 3).
 
@@ -63,7 +63,8 @@ _SEED_OFFSET = {"team": 0, "mp": 100, "filter": 200, "mp_vs_filter": 300, "mp2":
 
 # The paper's figures this report can stand beside (the rest of its tables are not
 # reproduced here): relative return lost to the learned attack on predator-prey p = 0 and
-# p = −0.5; TarMAC's traffic-junction (easy) success rate clean → attacked → filtered (Table 2);
+# p = −0.5; TarMAC's traffic-junction (easy) success rate clean → attacked → filtered
+# (Table 2);
 # the loss a retrained attacker inflicts on the defended team.
 PAPER_FIGURES = {
     "pp7": {"attack_drop": 0.40},
@@ -91,7 +92,8 @@ class S002Config:
     psro_steps: int = 100_000
     """Steps of each ℜ-MACRL oracle, attacker and filter."""
     alpha: float = MsgAttackerTrainConfig.alpha
-    """msg_ppo's penalty weight α on ‖m_out − m_adv‖² (Eq. 1), for every attacker and oracle."""
+    """msg_ppo's penalty weight α on ‖m_out − m_adv‖² (Eq. 1), for every attacker and
+    oracle."""
     device: str = "cpu"
 
     def steps_of(self, scenario: str) -> int:

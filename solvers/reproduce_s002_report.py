@@ -37,7 +37,8 @@ CELLS = {"clean": ("team", "none"), "random": ("team", "noise"), "attacked": ("t
          "attacked2": ("team", "mp2"), "filtered2": ("filter2", "mp2"),
          "filter_vs_mp2": ("filter", "mp2"), "noise_all": ("team", "noise_all")}
 # name → (numerator cell, denominator cell, loss?): loss = 1 − num/den, else num/den
-RATIOS = {"reliance": ("noise_all", "clean", True), "random_drop": ("random", "clean", True), "attack_drop": ("attacked", "clean", True),
+RATIOS = {"reliance": ("noise_all", "clean", True), "random_drop": ("random", "clean", True),
+          "attack_drop": ("attacked", "clean", True),
           "restored": ("filtered", "clean", False),
           "exploit_drop": ("exploited", "filtered_clean", True),
           "attack2_drop": ("attacked2", "clean", True), "restored2": ("filtered2", "clean", False)}
@@ -97,7 +98,8 @@ def trends(result: ScenarioResult, s: dict) -> list[tuple[str, bool | None]]:
              check("restored", lambda x: x >= 0.90)),
             ("(d) a retrained attacker drives the filtered team down again (loss ≥ 10 %)",
              check("exploit_drop", lambda x: x >= 0.10)),
-            ("(f) two attackers cost more than one", check("attack2_drop", lambda x: x > m["attack_drop"]))]
+            ("(f) two attackers cost more than one",
+             check("attack2_drop", lambda x: x > m["attack_drop"]))]
 
 
 def curves(league_open: Callable, result: ScenarioResult, path: Path) -> Path | None:
@@ -143,11 +145,13 @@ def _paper(scenario: str, key: str) -> str:
 def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
              device: str) -> str:
     lines = ["# ℜ-MACRL (Xue et al., AAMAS 2022), regenerated on our scenarios", "",
-             f"- mode: {'quick (the starter league’s shipped message policies)' if cfg.quick else 'full'}; "
+             "- mode: " + ("quick (the starter league’s shipped message policies)"
+                           if cfg.quick else "full") + "; "
              f"seeds {', '.join(map(str, cfg.seeds))}; {cfg.episodes} episodes per cell; "
              f"device {device}; {seconds:.0f} s in all",
              f"- budgets: teams {', '.join(f'{s} {cfg.steps_of(s):,}' for s in cfg.scenarios)} "
-             f"steps; msg_ppo {cfg.attacker_steps:,} (penalty α = {cfg.alpha:g}); filters {cfg.filter_steps:,}; ℜ-MACRL "
+             f"steps; msg_ppo {cfg.attacker_steps:,} (penalty α = {cfg.alpha:g}); "
+             f"filters {cfg.filter_steps:,}; ℜ-MACRL "
              f"{cfg.psro_iterations} iterations of {cfg.psro_steps:,}-step oracles"
              + (" (not used: --quick)" if cfg.quick else ""),
              "- one malicious agent drawn per episode (Byzantine: the team does not know which); "
@@ -183,12 +187,15 @@ def markdown(results: list[ScenarioResult], cfg: S002Config, seconds: float,
         lines += [f"- {'not measurable' if ok is None else 'yes' if ok else '**no**'}: {claim}"
                   for claim, ok in trends(r, s)]
         lines += ["", f"Two attackers (f): team {_fmt(s['attacked2']['mean'], r.metric)}, "
-                      f"behind the one-attacker filter {_fmt(s['filter_vs_mp2']['mean'], r.metric)}, "
+                      "behind the one-attacker filter "
+                      f"{_fmt(s['filter_vs_mp2']['mean'], r.metric)}, "
                       f"behind filter2 {_fmt(s['filtered2']['mean'], r.metric)} (random ×2: "
                       f"{_fmt(s['random2']['mean'], r.metric)}).", ""]
         if r.table3 is not None:
             t = r.table3
-            lines += [f"Table 3 (e), run `{t.run_id}` ({t.iterations} iteration{'s' if t.iterations != 1 else ''}, team return): "
+            plural = "s" if t.iterations != 1 else ""
+            lines += [f"Table 3 (e), run `{t.run_id}` ({t.iterations} iteration{plural}, "
+                      "team return): "
                       f"each defender against the final attacker population "
                       f"({len(t.attackers)} attackers).", "",
                       "| defender | uniform over the population | final attacker Nash mixture "
