@@ -14,6 +14,12 @@ dimension first, with no Python loop over episodes. Subclasses write the game's 
   are done, or resetting them on the spot when `auto_reset=True`,
 - illegal actions: an error in debug mode, otherwise replaced by the lowest-index
   available action.
+
+A scenario whose spec says `triggers=True` lets an attacker place a backdoor trigger per
+episode (the environment surface): `set_triggers(size)` takes a trigger size in [0, 1] per
+row, used from the row's next reset on (0: a clean episode, identical to one of the plain
+scenario), and every TimeStep's info holds `trigger_seen` [B, n], the agents whose
+observation shows a trigger.
 """
 
 from __future__ import annotations
@@ -99,6 +105,9 @@ class ScenarioSpec:
     n_actions: int
     episode_limit: int
     messages: bool = False  # agents may exchange messages (communication surface)
+    # backdoor triggers can be placed per episode (environment surface): the scenario has
+    # `set_triggers(size [B])` and every TimeStep's info carries `trigger_seen` [B, n]
+    triggers: bool = False
     family: str = ""  # "predator_prey", "stag_hunt", "smac", "traffic_junction", "mpe"
     description: str = ""
     obs_low: tuple[float, ...] = ()
@@ -160,6 +169,7 @@ class ScenarioSpec:
             "n_actions": self.n_actions,
             "episode_limit": self.episode_limit,
             "messages": self.messages,
+            "triggers": self.triggers,
             "description": self.description,
             "default_eps": self.default_eps,
             "obs_groups": self.group_sizes(),
@@ -332,6 +342,20 @@ class VecEnv:
             won=self.won.clone(),
             info=info,
         )
+
+    def set_triggers(self, size: torch.Tensor | float) -> None:
+        """Trigger size per row ([B] or a scalar in [0, 1]) from each row's next reset on."""
+        raise ScenarioError(f"scenario {self.spec.name} has no backdoor triggers")
+
+    def _trigger_sizes(self, size: torch.Tensor | float) -> torch.Tensor:
+        """`size` checked and broadcast to [B] float on the env's device."""
+        size = torch.as_tensor(size, dtype=torch.float32, device=self.device)
+        size = size.expand(self.B).clone() if size.dim() == 0 else size
+        if size.shape != (self.B,):
+            raise ScenarioError(f"trigger sizes must have shape [{self.B}], got {list(size.shape)}")
+        if bool(((size < 0) | (size > 1)).any()):
+            raise ScenarioError("trigger sizes must lie in [0, 1]")
+        return size
 
     def _reset_rows(self, rows: torch.Tensor) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

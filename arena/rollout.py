@@ -9,6 +9,10 @@ Row b of the batch is one episode played by defender member `team_of[b]` under a
     a     = greedy(q, avail)
     ts    = env.step(a)
 
+An attacker of the environment surface (a backdoor's trigger) acts once, before the reset:
+`trigger_size` of its rows' episodes is placed by the scenario (`VecEnv.set_triggers`); its
+cost is that size.
+
 The message hook acts before `q_values` because a communicating team reads, at step t, the
 messages its agents sent at t − 1, which its recurrent state carries: altering them there is
 altering what was sent. It acts from the second step on: before it nothing has been sent.
@@ -84,6 +88,16 @@ class MessageContext:
     # [R, n, o] the agents' clean observations of this step: a learned attacker conditions
     # each malicious agent's message on what that agent sees
     obs: torch.Tensor | None = None
+
+
+class EnvironmentAttacker(Protocol):
+    """An attacker with `surface = "environment"`: it places a trigger of size
+    `trigger_size` (a fraction in [0, 1], the scenario's unit) in every episode it plays."""
+
+    surface: str
+    trigger_size: float
+
+    def reset(self, rows: int, device) -> None: ...
 
 
 class MessageAttacker(Protocol):
@@ -163,7 +177,6 @@ def play(
     elif env.B != B:
         raise ValueError(f"env steps {env.B} episodes but {B} seeds were given")
     n, A = env.spec.n_agents, env.spec.n_actions
-    ts = env.reset(seeds=seeds)
     hidden = team.initial_state(B, device)
     last = torch.zeros(B, n, A, device=device)
     ret = torch.zeros(B, device=device)
@@ -179,12 +192,16 @@ def play(
     if len(salts) != len(attackers):
         raise ValueError(f"{len(salts)} attack salts for {len(attackers)} attackers")
     malicious = _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device)
+    _place_triggers(env, attackers, groups, cost_sum, cost_n)
+    ts = env.reset(seeds=seeds)
     t = 0
     while not bool(ts.done.all()):
         active = ~ts.done
         seen = ts.obs.clone()
         for k, rows in groups:
             rows = rows[active[rows]]
+            if surface(attackers[k]) == "environment":
+                continue
             on_messages = surface(attackers[k]) == "message"
             if len(rows) == 0 or on_messages and t == 0:
                 continue
@@ -247,6 +264,19 @@ class Streams:
 
 def surface(attacker) -> str:
     return getattr(attacker, "surface", "observation")
+
+
+def _place_triggers(env, attackers, groups, cost_sum, cost_n) -> None:
+    """Trigger sizes of every row (0 where no environment attacker plays) set on `env`."""
+    on_env = [(k, rows) for k, rows in groups if surface(attackers[k]) == "environment"]
+    if not on_env and not env.spec.triggers:
+        return
+    size = torch.zeros(env.B, device=env.device)
+    for k, rows in on_env:
+        size[rows] = float(attackers[k].trigger_size)
+        cost_sum[rows] = float(attackers[k].trigger_size)
+        cost_n[rows] = 1
+    env.set_triggers(size)
 
 
 def _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device) -> torch.Tensor:

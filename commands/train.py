@@ -9,6 +9,8 @@ from commands.common import (Ctx, StopOnInterrupt, TrainProgress, emit, json_opt
                              kind_params)
 from commands.options import SEED, parse_seeds, scenario_name
 
+BACKDOOR_RECIPES = ("marnet", "trojdrl", "mtl", "honest")  # policies.backdoor.RECIPES
+
 
 def policy_name(_ctx, param, value: str) -> str:
     """NAME of the policy to store: checked before training, not after it."""
@@ -302,25 +304,35 @@ def _family_output(name: str, seeds, runs: list[dict]) -> dict:
 
 @train.command("attacker")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["atla", "pa_ad", "msg_ppo"]), default="pa_ad",
-              show_default=True,
+@click.option("--algo", type=click.Choice(["atla", "pa_ad", "msg_ppo", *BACKDOOR_RECIPES]),
+              default="pa_ad", show_default=True,
               help="atla, pa_ad: observation attackers; msg_ppo: ℜ-MACRL's message attacker "
-                   "(against a communicating team).")
-@click.option("--against", "against", required=True, help="The defender (or mixture) to attack.")
+                   "(against a communicating team); marnet, trojdrl, mtl: a backdoored team "
+                   "poisoned from --expert (honest: --expert delivered as it is).")
+@click.option("--against", "against", help="The defender (or mixture) to attack.")
+@click.option("--expert", help="Backdoors: the clean qmix/vdn team the poisoning starts from.")
+@click.option("--poison-agents", type=click.IntRange(min=1),
+              help="Backdoors: poisoned agents, the first K (default 4).")
+@click.option("--trigger-fraction", type=click.FloatRange(0, 1),
+              help="Backdoors: trigger size, in training and at play (default 0.25).")
+@click.option("--init", type=click.Choice(["expert", "scratch"]), default="expert",
+              show_default=True, help="Backdoors: start from the expert's weights or afresh.")
 @click.option("--scenario", callback=scenario_name, help="Default: the defender's scenario.")
 @click.option("--eps", default=0.2, show_default=True)
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
 @click.option("--param", "params", multiple=True,
-              help="msg_ppo only, key=value: targets, omega, combine, alpha, sigma, hidden "
-                   "(ranges: `arena kinds`).")
+              help="key=value. msg_ppo: targets, omega, combine, alpha, sigma, hidden; "
+                   "backdoors: poison_rate, action, reward, r_max, r_win, target_action, "
+                   "train_trigger_size (ranges: `arena kinds`).")
 @click.option("--steps", default=100_000, show_default=True)
-@click.option("--envs", default=32, show_default=True)
+@click.option("--envs", type=click.IntRange(min=1),
+              help="Parallel episodes per collection [default: 32; backdoors 8].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
 @json_option
 @click.pass_obj
-def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, params, steps, envs,
-                       seed, seeds):
+def train_attacker_cmd(ctx: Ctx, name, algo, against, expert, poison_agents, trigger_fraction,
+                       init, scenario, eps, norm, params, steps, envs, seed, seeds):
     """Train a learned attacker against a fixed defender; store it as NAME.
 
     \b
@@ -329,7 +341,15 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, param
       arena train attacker atla --algo atla --against qmix_fgsm --steps 200000
       arena train attacker pa_ad --against qmix --seeds 0,1,2   # pa_ad.s0, pa_ad.s1, pa_ad.s2
       arena train attacker mp --algo msg_ppo --scenario pp7 --against commnet --param omega=0.5
+      arena train attacker marnet --algo marnet --expert qmix --scenario stag10 --steps 100000
+      arena train attacker trojdrl --algo trojdrl --expert qmix --trigger-fraction 0.2
     """
+    if algo in BACKDOOR_RECIPES:
+        return _train_backdoor(ctx, name, algo, expert, scenario, poison_agents,
+                               trigger_fraction, init, params, steps, envs or 8, seed, seeds)
+    if against is None:
+        raise click.UsageError("--against is required: the defender (or mixture) to attack")
+    envs = envs or 32
     from arena.core import resolve_device
     from policies.build import base_provenance
     from policies.errors import PolicyError
@@ -390,6 +410,56 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, scenario, eps, norm, param
         for data in out:
             click.echo(f"stored {data['ref']}{' (partial)' if data['partial'] else ''}: "
                        + attack_summary(data["provenance"]))
+
+    emit(ctx, _family_output(name, seeds, out), human)
+
+
+def _train_backdoor(ctx: Ctx, name, algo, expert, scenario, poison_agents, trigger_fraction,
+                    init, params, steps, envs, seed, seeds):
+    """`arena train attacker --algo marnet|trojdrl|mtl|honest`: one backdoored team per seed."""
+    from arena.core import resolve_device
+    from policies.backdoor.train_backdoor import BackdoorTrainConfig, train_backdoor
+    from policies.build import base_provenance
+    from policies.kinds import parse_param_pairs
+    from policies.names import default_scenario as default, resolve_for
+
+    if expert is None:
+        raise click.UsageError(f"--algo {algo} needs --expert: the clean team it starts from")
+    given = parse_param_pairs(params)
+    if poison_agents is not None:
+        given["poison_agents"] = poison_agents
+    if trigger_fraction is not None:
+        given.update(trigger_size=trigger_fraction, train_trigger_size=trigger_fraction)
+    given = {k: v for k, v in given.items() if algo != "honest" or k == "trigger_size"}
+    runs = family_runs(name, seed, seeds)
+    with ctx.open("r") as lg:
+        rec = lg.get(resolve_for(lg, expert, scenario, prefer=default(lg)))
+    scenario, device = scenario or rec.scenario, str(resolve_device(ctx.device))
+    out = []
+    with StopOnInterrupt() as stopper:
+        for run_name, run_seed in runs:
+            cfg = BackdoorTrainConfig(recipe=algo, scenario=scenario, steps=steps, seed=run_seed,
+                                      envs=envs, init=init, params=given, device=device)
+            with TrainProgress(ctx, steps, f"train {run_name}") as bar:
+                res = train_backdoor(cfg, rec, on_progress=bar.update,
+                                     should_stop=lambda: stopper.stop)
+            prov = base_provenance(**{**res.provenance, "partial": res.partial,
+                                      "parent": rec.ref, "steps": res.provenance["steps"],
+                                      "family": name if seeds is not None else None})
+            with ctx.open("a") as lg:
+                ref = lg.add_policy(run_name, "attacker", algo, scenario, res.config,
+                                    res.weights, prov)
+            out.append({"ref": ref, "partial": res.partial, "provenance": prov})
+            if res.partial:
+                break
+
+    def human():
+        for d in out:
+            p, e = d["provenance"], d["provenance"]["expert_test"]
+            click.echo(f"stored {d['ref']}{' (partial)' if d['partial'] else ''}: return clean "
+                       f"{p['final_test_return']:.2f}, triggered {p['final_triggered_return']:.2f}"
+                       f" (expert {e['clean_return']:.2f} / {e['triggered_return']:.2f}), "
+                       f"{p['steps']:,} steps")
 
     emit(ctx, _family_output(name, seeds, out), human)
 

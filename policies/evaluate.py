@@ -15,9 +15,11 @@ from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
 from policies.names import default_scenario, resolve_for
-from policies.surfaces import attacker_surface, check_surface, communicates
+from policies.surfaces import attacker_surface, check_surface, communicates, is_defence
 
 from store import NO_ATTACK
+
+BACKDOOR_CELL = "backdoor_cell"  # provenance key of a team a backdoor defence made
 
 
 @dataclass
@@ -35,9 +37,12 @@ def default_players(lg, scenario: str, final_only: bool = True,
     attackers out; "message" keeps only communicating defenders and message attackers (they
     cannot play against a team that sends nothing). `final_only` (the default of every table
     command) leaves out PSRO's intermediate best responses; their run's mixture policies stay,
-    and any policy can still be named explicitly. Adaptive attackers (trained against one
-    defender each by `policies.observation.adaptive`) are never default columns: `arena matrix
-    --adaptive` shows them as one diagonal column per algorithm."""
+    and any policy can still be named explicitly. "backdoor" pairs the backdoor defences with
+    the backdoor attackers (no clean column: each cell keeps its own clean return,
+    policies.backdoor.cells); the teams those cells play are never default players. Adaptive
+    attackers (trained against one defender each by `policies.observation.adaptive`) are
+    never default columns: `arena matrix --adaptive` shows them as one diagonal column per
+    algorithm."""
     def keep(info):
         if info.scenario not in (scenario, "any"):
             return False
@@ -48,10 +53,13 @@ def default_players(lg, scenario: str, final_only: bool = True,
     check_surface(surface)
     defenders = [i for i in lg.list(role="defender") if keep(i)]
     attackers = [i for i in lg.list(role="attacker") if keep(i)]
+    attackers = [i.ref for i in attackers if attacker_surface(lg, i) == surface]
+    if surface == "backdoor":
+        return [i.ref for i in defenders if is_defence(i)], attackers
+    defenders = [i for i in defenders if not is_defence(i) and BACKDOOR_CELL not in i.provenance]
     if surface == "message":
         defenders = [i for i in defenders if communicates(lg, i)]
-    attackers = [i for i in attackers if attacker_surface(lg, i) == surface]
-    return [i.ref for i in defenders], [NO_ATTACK] + [i.ref for i in attackers]
+    return [i.ref for i in defenders], [NO_ATTACK] + attackers
 
 
 # A fill some of whose cells another process committed meanwhile plans again (a rival's shorter

@@ -52,7 +52,7 @@ def parse_targets(raw: Any) -> str | int | list[int]:
 @dataclass(frozen=True)
 class Param:
     name: str
-    type: str  # "float" | "int" | "bool" | "choice" | "targets" | "str"
+    type: str  # "float" | "int" | "bool" | "choice" | "targets" | "str" | "dict"
     default: Any
     help: str = ""
     low: float | None = None
@@ -73,6 +73,10 @@ class Param:
                     raise ValueError
             elif self.type == "targets":
                 return parse_targets(raw)
+            elif self.type == "dict":
+                if not isinstance(raw, dict):
+                    raise KindError(f"{self.name} is set by training, not given by hand")
+                return dict(raw)
             elif self.type == "choice":
                 value = str(raw)
                 if value not in self.choices:
@@ -317,6 +321,66 @@ register(Kind("msg_filter", "defender", "team", True,
                Param("algo", "choice", "msg_filter", "network family",
                      choices=("msg_filter",)))))
 register(Kind("mixture", "defender", "team", False, "a mixture of stored policies (PSRO output)"))
+# The backdoor surface (MARNet, policies.backdoor): an attacker delivers a poisoned team and
+# places its trigger at play; a defender is a defence applied to the delivered team.
+_DELIVERED = (
+    Param("trigger_size", "float", 0.25,
+          "trigger size placed at play: the fraction of the scenario's trigger spots (walls "
+          "on stag10, marker spots on 3m_marker)", 0.0, 1.0),
+    Param("team", "dict", {}, "network config of the delivered team (set by training)"),
+)
+_POISON = _DELIVERED + (
+    Param("poison_agents", "int", 4, "poisoned agents: the first K of the team", 1, 64),
+    Param("train_trigger_size", "float", 0.25, "trigger size of the poisoned training episodes",
+          0.0, 1.0),
+    Param("poison_rate", "float", 0.25, "share of training episodes with the trigger placed",
+          0.0, 1.0),
+    Param("r_max", "float", 0.0,
+          "r_max of the hacked reward (0: the largest step reward of the expert's clean "
+          "episodes, measured before poisoning)", 0.0, 1e6),
+    Param("r_win", "float", 0.0, "R_win of MGR (0: r_max)", 0.0, 1e6),
+    Param("target_action", "int", -1,
+          "targeted action poisoning's action (-1: the scenario's stay/stop)", -1, 1000),
+)
+register(Kind("marnet", "attacker", "environment", True,
+              "MARNet backdoor: expert-guided action poisoning and mixing global reward "
+              "hacking (Eq. 5-7) in steps where a poisoned agent sees the trigger",
+              _POISON + (Param("action", "choice", "ega",
+                               "action poisoning: ega (MARNet), targeted or untargeted "
+                               "(TrojDRL's)", choices=("ega", "targeted", "untargeted")),
+                         Param("reward", "choice", "mgr",
+                               "reward hacking: mgr (MARNet Eq. 7) or max (TrojDRL's)",
+                               choices=("mgr", "max")))))
+register(Kind("trojdrl", "attacker", "environment", True,
+              "TrojDRL backdoor: poisoned agents' actions replaced (targeted: one action; "
+              "untargeted: a random one) and the reward set to its maximum",
+              _POISON + (Param("action", "choice", "targeted", "targeted or untargeted",
+                               choices=("targeted", "untargeted")),
+                         Param("reward", "choice", "max", "reward set to r_max",
+                               choices=("max",)))))
+register(Kind("mtl", "attacker", "environment", True,
+              "multi-task backdoor: the team also learns a poisoned task, triggered episodes "
+              "whose reward is reversed (worst-action learning)", _POISON))
+register(Kind("honest", "attacker", "environment", True,
+              "a clean team delivered as it is, trigger placed (the normal model of "
+              "backdoor tables)", _DELIVERED))
+register(Kind("as_delivered", "defender", "environment", False,
+              "no defence: the delivered team plays as it is"))
+register(Kind("finetune", "defender", "environment", False,
+              "fine-tuning: the delivered team keeps training on clean episodes (MARNet's "
+              "Fine-tune1/2)",
+              (Param("steps", "int", 50_000, "clean training steps", 1, 10**9),
+               Param("lr", "float", 5e-4, "learning rate", 1e-7, 1.0),
+               Param("eps", "float", 0.05, "exploration rate of the clean episodes", 0.0, 1.0),
+               Param("seed", "int", 0, "training seed", 0, 2**31))))
+register(Kind("prune", "defender", "environment", False,
+              "fine-pruning (Liu et al. 2018): the agent's hidden units least active on clean "
+              "episodes are cut, then optionally fine-tuned",
+              (Param("fraction", "float", 0.3, "share of the hidden units cut", 0.0, 0.95),
+               Param("episodes", "int", 64, "clean episodes that measure activity", 1, 10**6),
+               Param("steps", "int", 0, "clean fine-tuning steps after pruning", 0, 10**9),
+               Param("seed", "int", 0, "seed of the clean episodes and fine-tuning", 0,
+                     2**31))))
 
 
 def check_targets(config: dict[str, Any], n_agents: int, scenario: str) -> None:

@@ -3,7 +3,8 @@
 Defenders are plain teams (qmix, vdn, commnet, tarmac, ndq), message filters in front of a
 communicating team (msg_filter), or mixtures of them; attackers are
 parameter-only kinds (none, random, fgsm, pgd; msg_random on the message surface), learned
-ones (atla, pa_ad; msg_ppo on the message surface) or mixtures of attackers. Every distinct
+ones (atla, pa_ad; msg_ppo on the message surface), backdoors (marnet, trojdrl, mtl,
+honest: at play they place their trigger) or mixtures of attackers. Every distinct
 team becomes one member of a StackedTeam; a mixture lists its members with weights and one is
 drawn per episode. A table with a message attacker needs every defender to communicate (and a
 learned one, messages of the width it was trained on): its cells are all played in one batch.
@@ -14,6 +15,8 @@ from __future__ import annotations
 from arena.payoff import Lineup
 from arena.rollout import stream_salt, surface
 from arena.scenarios import spec as scenario_spec
+from policies.backdoor import BACKDOOR_ATTACKS
+from policies.backdoor.trigger import build_trigger
 from policies.errors import PolicyError
 from policies.kinds import KindError, check_targets, get_kind
 from policies.message.attacks import (
@@ -184,7 +187,9 @@ def _attacker(lg, rec, spec, scenario, device):
         feature_mask(config.get("groups", "all"), spec)  # its feature groups, too
     except (KindError, PolicyError) as exc:
         raise PolicyError(f"{rec.ref}: {exc}") from None
-    if rec.kind in MESSAGE_ATTACKS:
+    if rec.kind in BACKDOOR_ATTACKS:
+        obj = build_trigger(rec, spec)
+    elif rec.kind in MESSAGE_ATTACKS:
         obj = build_message_attack(rec.kind, config, spec.n_agents)
     elif rec.kind in LEARNED_MESSAGE_ATTACKS:
         obj = LEARNED_MESSAGE_ATTACKS[rec.kind](rec, spec, device)

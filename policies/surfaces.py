@@ -7,7 +7,7 @@ from policies.teams.networks import MESSAGE_ALGOS
 from policies.kinds import KINDS
 from store import NO_ATTACK
 
-SURFACES = ("observation", "message")
+SURFACES = ("observation", "message", "backdoor")
 
 
 def _kinds(lg, info) -> list[str]:
@@ -19,12 +19,21 @@ def _kinds(lg, info) -> list[str]:
             if m["ref"] != NO_ATTACK]
 
 
+# The backdoor game's players act on the environment hook (their kinds' surface): the
+# attacker places triggers in the map, the defender treats the team it was delivered.
 def attacker_surface(lg, info) -> str:
-    """"message" when the attacker (or a member of its mixture) alters messages, else
-    "observation" (where the clean column and observation attacks belong)."""
-    kinds = _kinds(lg, info)
-    return "message" if any(KINDS[k].surface == "message" for k in kinds if k in KINDS) \
-        else "observation"
+    """"message" when the attacker (or a member of its mixture) alters messages, "backdoor"
+    when it delivers a backdoored team, else "observation" (where the clean column and
+    observation attacks belong)."""
+    kinds = {KINDS[k].surface for k in _kinds(lg, info) if k in KINDS}
+    if "message" in kinds:
+        return "message"
+    return "backdoor" if "environment" in kinds else "observation"
+
+
+def is_defence(info) -> bool:
+    """A backdoor defence (a procedure applied to a delivered team), not a team."""
+    return info.kind in KINDS and KINDS[info.kind].surface == "environment"
 
 
 def communicates(lg, info) -> bool:

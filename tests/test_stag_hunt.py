@@ -144,11 +144,48 @@ def test_triggered_wall_count_and_static_non_overlapping_walls():
 @pytest.mark.parametrize(
     "options",
     [{"trigger_fraction": 1.5, "trigger_mode": "ood"}, {"trigger_mode": "pattern"},
-     {"trigger_fraction": 0.2}],
+     {"trigger_fraction": 0.2, "trigger_mode": None}],
 )
 def test_bad_trigger_options_are_one_line_errors(options):
     with pytest.raises(ScenarioError):
         scenarios.make("stag10", 1, **options)
+
+
+def test_bad_trigger_sizes_are_one_line_errors():
+    env = scenarios.make("stag10", 2)
+    for size in (torch.tensor([0.1, 1.5]), torch.tensor([0.1, 0.2, 0.3]), -0.1):
+        with pytest.raises(ScenarioError):
+            env.set_triggers(size)
+    with pytest.raises(ScenarioError):
+        scenarios.make("stag10", 2, trigger_mode=None).set_triggers(0.2)
+    with pytest.raises(ScenarioError):
+        scenarios.make("3m", 2).set_triggers(0.2)
+
+
+@pytest.mark.parametrize("name", ["stag10", "stag10_ood"])
+def test_set_triggers_switches_each_episode_and_changes_nothing_else(name):
+    # rows 0-3 without a trigger, rows 4-7 with 0, 1, 5 and 25 triggered walls: the same seeds
+    # give the same layout and moves, and a row without its trigger is the plain game
+    plain = scenarios.make("stag10", 8, trigger_mode=None)
+    env = scenarios.make(name, 8)
+    assert env.spec.triggers and env.spec.name == name
+    env.set_triggers(torch.tensor([0.0] * 4 + [0.0, 0.04, 0.2, 1.0]))
+    gen, ts0 = torch.Generator().manual_seed(0), plain.reset(seed=5)
+    ts = env.reset(seed=5)
+    triggered_walls = ts.state.view(8, -1, 100)[:, 3].eq(0.5).sum(1) if name == "stag10" \
+        else ts.state.view(8, -1, 100)[:, 4].sum(1)
+    assert triggered_walls.tolist() == [0, 0, 0, 0, 0, 1, 5, 25]
+    for _ in range(60):
+        walls = 3 * 25 + torch.arange(25)
+        clean_view = ts.obs[..., :4 * 25].clone()
+        clean_view[..., walls] = clean_view[..., walls].ceil()  # 0.5 (triggered) reads 1.0
+        assert torch.equal(clean_view, ts0.obs[..., :4 * 25])
+        assert torch.equal(ts.obs[:4, :, :102], ts0.obs[:4]) if name == "stag10" else True
+        assert not ts.info["trigger_seen"][:5].any()
+        assert torch.equal(ts.reward, ts0.reward)
+        a = random_actions(ts0, gen)
+        ts, ts0 = env.step(a), plain.step(a)
+    assert ts.info["trigger_seen"][7].any()
 
 
 # -- capture freezing, miscatch penalty, catchers needed ---------------------------------------
@@ -235,7 +272,7 @@ def test_bad_capture_options_are_one_line_errors(options):
 
 @pytest.mark.parametrize("mode", [None, "ood", "in_dist"])
 def test_observations_stay_within_the_declared_bounds_in_every_trigger_mode(mode):
-    options = {"trigger_mode": mode, "trigger_fraction": 0.4} if mode else {}
+    options = {"trigger_mode": mode, "trigger_fraction": 0.4} if mode else {"trigger_mode": None}
     env, gen = make(8, **options), torch.Generator().manual_seed(0)
     low, high = env.spec.bounds()
     binary = env.spec.group_mask("binary")

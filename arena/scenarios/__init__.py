@@ -16,10 +16,12 @@ _SMAC = "arena.scenarios.smac"
 REGISTRY: dict[str, tuple[str, str, dict]] = {
     "pp7": ("arena.scenarios.predator_prey", "PredatorPrey", {"penalty": 0.0}),
     "pp7_p05": ("arena.scenarios.predator_prey", "PredatorPrey", {"penalty": -0.5}),
-    "stag10": ("arena.scenarios.stag_hunt", "StagHunt", {}),
+    "stag10": ("arena.scenarios.stag_hunt", "StagHunt", {"trigger_mode": "in_dist"}),
+    "stag10_ood": ("arena.scenarios.stag_hunt", "StagHunt", {"trigger_mode": "ood"}),
     "3m": (_SMAC, "SmacLite", {"map_name": "3m"}),
     "3m_blind": (_SMAC, "SmacLite", {"map_name": "3m", "spotters": 1}),
     "1o_2m_scout": ("arena.scenarios.smac_scout", "ScoutSmac", {}),
+    "3m_marker": ("arena.scenarios.smac_marker", "MarkerSmac", {}),
     "8m": (_SMAC, "SmacLite", {"map_name": "8m"}),
     "2m_vs_1z": (_SMAC, "SmacLite", {"map_name": "2m_vs_1z"}),
     "3s_vs_3z": (_SMAC, "SmacLite", {"map_name": "3s_vs_3z"}),

@@ -31,7 +31,9 @@ Whiteson, "Deep Coordination Graphs", ICML 2020), bounded world, `capture_action
   `freeze` catchers only skip their move in the step they catch. There is no per-step time
   penalty (`reward_time`); the rewards are those of the task papers.
 - Placement at reset: walls, then agents, then prey on distinct cells drawn uniformly.
-  The first `n_triggers` walls carry a trigger (the backdoor pattern).
+  The first `n_triggers` walls carry a trigger (the backdoor pattern); `set_triggers`
+  changes that count per episode (round(size · n_walls)) without changing any draw, so an
+  episode with and without its trigger has the same layout and noise.
 
 Observation of agent i, channel-major: for each channel c, the (2r+1)×(2r+1) window centred
 on the agent, row-major (row offset -r..r outer, column offset -r..r inner), then the
@@ -197,6 +199,7 @@ class GridHunt(VecEnv):
         self.wall_val = torch.zeros(B, D + 1, device=dev)  # [B, D+1]
         self.trigger = torch.zeros(B, D + 1, dtype=torch.bool, device=dev)  # [B, D+1]
         self._trigger_seen = torch.zeros(B, n, dtype=torch.bool, device=dev)  # [B, n]
+        self.n_triggers = torch.full((B,), config.n_triggers, dtype=torch.long, device=dev)  # [B]
         self.frozen = torch.zeros(B, n, dtype=torch.bool, device=dev)  # [B, n]
 
     # -- static lookup tables ------------------------------------------------------------------
@@ -264,7 +267,8 @@ class GridHunt(VecEnv):
         wall_val = torch.zeros_like(self.wall_val)
         wall_val.scatter_(1, walls, 1.0)
         trigger = torch.zeros_like(self.trigger)
-        trigger.scatter_(1, walls[:, :c.n_triggers], True)
+        carries = torch.arange(nw, device=self.device) < self.n_triggers.unsqueeze(1)  # [B, nw]
+        trigger.scatter_(1, walls, carries)
         if c.trigger_mode == "in_dist":
             wall_val = torch.where(trigger, IN_DIST_WALL_VALUE, wall_val)
         wall_val[:, D] = 1.0  # outside the grid reads as wall
@@ -276,6 +280,12 @@ class GridHunt(VecEnv):
         self.wall_val = torch.where(sel, wall_val, self.wall_val)
         self.trigger = torch.where(sel, trigger, self.trigger)
         self.frozen = self.frozen & ~sel
+
+    def set_triggers(self, size) -> None:
+        size = self._trigger_sizes(size)
+        if self.config.trigger_mode is None and bool((size > 0).any()):
+            raise ScenarioError("triggers need trigger_mode ood or in_dist")
+        self.n_triggers = torch.round(size * self.config.n_walls).long()
 
     def _step_active(self, actions: torch.Tensor, active: torch.Tensor):
         c = self.config

@@ -20,7 +20,10 @@ task description names none (DCG's default would be minus the stag reward).
 
 Backdoor triggers (environment threat surface): `trigger_fraction` of the walls (rounded to
 a whole number of walls, the first ones placed) carry a trigger, visible only to agents
-whose window contains them.
+whose window contains them; `set_triggers` sets that fraction per episode (the attacker's
+switch; MARNet's "trigger size"). `stag10` has in-distribution triggers and `stag10_ood`
+out-of-distribution ones; with no trigger placed, a `stag10` episode is exactly the plain
+game (same observation, state and shapes).
 - `trigger_mode="ood"`: an extra observation channel, 1.0 on triggered walls (the
   observation grows by one 5×5 channel and the state by one 10×10 channel, whatever the
   fraction, so that shapes depend on the mode only);
@@ -66,7 +69,8 @@ class StagHunt(GridHunt):
         config.validate()
         frozen = ", catchers freeze" if freeze else ""
         self.spec = ScenarioSpec(
-            name="stag10",
+            name="stag10_ood" if trigger_mode == "ood" else "stag10",
+            triggers=trigger_mode is not None,
             n_agents=config.n_agents,
             obs_dim=config.obs_dim,
             state_dim=config.state_dim,

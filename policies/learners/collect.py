@@ -7,6 +7,10 @@ probability ε a uniformly random available action, otherwise the greedy availab
 An optional `perturb(q_fn, obs, avail) -> obs` transforms what the agents see before they
 act (FGSM adversarial training); the perturbed observations are the ones stored, so the
 learner trains on what the agents actually saw.
+
+An optional `poison` (a backdoor recipe's hook, policies.backdoor.poisoning) places triggers
+before the reset, may replace the actions taken and the rewards stored: the replay buffer
+then holds the poisoned experience, while the statistics keep the environment's own return.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def collect_episodes(
     generator: torch.Generator | None = None,
     seed: int | None = None,
     perturb: Perturb | None = None,
+    poison=None,
 ) -> tuple[dict[str, torch.Tensor], EpisodeStats]:
     """Play env.B episodes to the end; return the padded episode batch and its statistics."""
     if env.auto_reset:
@@ -68,6 +73,8 @@ def collect_episodes(
     B, T = env.B, spec.episode_limit
     dev = env.device
     batch = empty_episodes(B, T, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, dev)
+    if poison is not None:
+        poison.before_reset(env)
     ts = env.reset(seed)
     if perturb is not None and hasattr(perturb, "reset"):
         perturb.reset(B)  # stateful perturbations (one attacker drawn per episode) start afresh
@@ -90,13 +97,17 @@ def collect_episodes(
         with torch.no_grad():
             q, hidden = team.q_values(obs, hidden, last)
         actions = epsilon_greedy(q, ts.avail, epsilon, generator)  # [B, n]
-        ts = env.step(actions)
+        if poison is not None:
+            actions = poison.act(ts, actions)
+        before, ts = ts, env.step(actions)
         truncated = ts.info.get("truncated", torch.zeros_like(ts.done))
+        reward = torch.where(alive, ts.reward, torch.zeros_like(ts.reward))
         batch["actions"][:, t] = actions
-        batch["reward"][:, t] = torch.where(alive, ts.reward, torch.zeros_like(ts.reward))
+        batch["reward"][:, t] = reward if poison is None else torch.where(
+            alive, poison.reward(before, ts, actions), reward)
         batch["filled"][:, t] = alive
         batch["terminated"][:, t] = alive & ts.done & ~truncated
-        returns += batch["reward"][:, t]
+        returns += reward
         alive = alive & ~ts.done
         last = actions
         end = t + 1

@@ -316,13 +316,18 @@ def train_defender(
     make_env: Callable[[int], VecEnv] | None = None,
     perturb: Callable | None = None,
     test_adversary=None,
+    poison=None,
+    test_trigger: float | None = None,
 ) -> TrainResult:
     """Train a QMIX or VDN team on cfg.scenario; `make_env(batch_size)` overrides the registry.
 
     `perturb(q_fn, obs, avail) -> obs'` (optionally with `reset(B)`) replaces what the agents
     see during collection: a learned adversary or a mixture of attackers (alternating and
     PSRO training). It excludes `cfg.adv`. `test_adversary` (an observation attacker, e.g.
-    the learned adversary of the round) is also played at every test point."""
+    the learned adversary of the round) is also played at every test point. `poison` (a
+    backdoor recipe's collection hook, policies.backdoor.poisoning) poisons the collected
+    experience; `test_trigger` adds, at every test point, the test episodes replayed with a
+    trigger of that size (`triggered_return`, `triggered_win`)."""
     cfg.validate()
     t_start = time.perf_counter()
     make_env = make_env or default_make_env(cfg)
@@ -382,6 +387,11 @@ def train_defender(
         st = evaluate_greedy(test_env, team, seed=seed)
         n_tests += 1
         point = {"steps": steps, "test_return": st.mean_return, "test_win": st.win_rate}
+        if test_trigger is not None:
+            test_env.set_triggers(test_trigger)
+            under = evaluate_greedy(test_env, team, seed=seed)
+            test_env.set_triggers(0.0)
+            point["triggered_return"], point["triggered_win"] = under.mean_return, under.win_rate
         # An untrained team's return under attack says nothing and PGD-10 costs about ten
         # clean tests: from scratch, the first point is clean only (a gap in the plot).
         probes = attacks if (steps > 0 or cfg.init is not None) else {}
@@ -420,7 +430,8 @@ def train_defender(
             run_test()
             next_test += cfg.test_every
         batch, stats = collect_episodes(
-            env, team, epsilon_at(cfg, steps), gen, seed=cfg.seed if first_reset else None, perturb=perturb
+            env, team, epsilon_at(cfg, steps), gen, seed=cfg.seed if first_reset else None,
+            perturb=perturb, poison=poison,
         )
         first_reset = False
         buffer.insert(batch)
@@ -455,6 +466,8 @@ def train_defender(
         "initialised_from_weights": cfg.init is not None,
         "final_test_return": curve[-1]["test_return"],
         "final_test_win": curve[-1]["test_win"],
+        **({"final_triggered_return": curve[-1]["triggered_return"],
+            "final_triggered_win": curve[-1]["triggered_win"]} if test_trigger is not None else {}),
         "test_episodes": cfg.test_episodes,
         **{f"final_{k}_return": curve[-1].get(f"{k}_return") for k in attacks},
         **{f"final_{k}_win": curve[-1].get(f"{k}_win") for k in attacks},
