@@ -347,6 +347,47 @@ def progress_info(p: dict) -> str:
     return "  ".join(parts)
 
 
+class BackdoorProgress:
+    """The bars of one backdoor table fill, one at a time: a training bar per defence applied
+    (fine-tuning, pruning), then the step bar of the batched rollout; its hooks are
+    `fill_backdoor`'s (on_event, on_progress, on_plan, on_step)."""
+
+    def __init__(self, ctx: Ctx, limit: int, label: str):
+        self.ctx, self.limit, self.label = ctx, limit, label
+        self.rep, self.step = Reporter(ctx), None
+
+    def on_event(self, text: str) -> None:
+        self.rep.say(text)
+
+    def on_progress(self, p: dict) -> None:
+        if not self.rep.bars:
+            self.rep.train("defence", int(p.get("total_steps", p.get("steps", 0))))
+        self.rep.progress(p)
+
+    def on_plan(self, cells) -> None:
+        self.rep.close()
+        if self.step is None:
+            self.step = StepProgress(self.ctx, self.limit, self.label).__enter__()
+        self.step.set_episodes(cells)
+
+    def on_step(self, t: int, done: int) -> None:
+        if self.step is not None:
+            self.step.callback(t, done)
+
+    def hooks(self) -> dict:
+        return {"on_event": self.on_event, "on_progress": self.on_progress,
+                "on_plan": self.on_plan, "on_step": self.on_step}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.rep.close()
+        if self.step is not None:
+            self.step.__exit__(*exc)
+        return False
+
+
 class Reporter:
     """The hooks a reproduction reports through: a line per event on stderr, a bar per
     training and per table fill (all silent with --quiet or --json)."""

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from commands.common import (
-    Ctx, StepProgress, default_scenario, emit, heatmap_eps, json_option, num, print_solution,
-    print_table, split_names, summary,
+    BackdoorProgress, Ctx, StepProgress, default_scenario, emit, heatmap_eps, json_option, num,
+    print_solution, print_table, split_names, summary,
 )
 from commands.options import EPISODES, SEED, check_memory, scenario_name, writable_file
 
@@ -26,10 +26,15 @@ from commands.options import EPISODES, SEED, check_memory, scenario_name, writab
 def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
     """Play DEFENDER vs ATTACKER for a batch of episodes and record the match.
 
+    A backdoor defence (as_delivered, finetune, prune) against a backdoor attacker plays the
+    cell of the backdoor table: the defence applied to the attacker's delivered team (once),
+    filled up to --episodes with the trigger placed and without it.
+
     \b
     Examples:
       arena play qmix_fgsm vs pa_ad
       arena play qmix vs fgsm --episodes 128 --seed 0 --json
+      arena play finetune1 vs marnet1 --scenario stag10   # one backdoor cell
     """
     from arena.scenarios import spec as scenario_spec
     from policies.evaluate import play_and_record
@@ -38,6 +43,9 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
         raise click.UsageError("write: arena play DEFENDER vs ATTACKER")
     if scenario:
         check_memory(scenario, episodes, ctx.device)
+    cell = _backdoor_pair(ctx, defender, attacker, scenario)
+    if cell is not None:
+        return _play_backdoor(ctx, *cell, episodes, seed)
     limit = scenario_spec(scenario).episode_limit if scenario else 200
     with StepProgress(ctx, limit, f"{defender} vs {attacker}") as bar:
         bar.episodes = episodes
@@ -58,6 +66,117 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
         click.echo(f"  perturbation  {data['attack_cost']:.3f} (mean norm per attacked step)")
 
     emit(ctx, data, human)
+
+
+def _backdoor_pair(ctx: Ctx, defender: str, attacker: str, scenario):
+    """(defence ref, backdoor attacker ref, scenario) when the match is a backdoor cell, None
+    when it is an ordinary match (a team against a backdoor attacker is one: its episodes
+    have the trigger placed); a backdoor defence against anything else is an error."""
+    from policies.backdoor import BACKDOOR_ATTACKS, DEFENCES
+    from policies.errors import PolicyError
+    from policies.names import default_scenario as league_scenario
+    from policies.names import resolve_for
+    from store import NO_ATTACK
+
+    with ctx.open("r") as lg:
+        d_info = lg.info(resolve_for(lg, defender, scenario, prefer=league_scenario(lg)))
+        a_ref = resolve_for(lg, attacker, scenario)
+        a_info = None if a_ref == NO_ATTACK else lg.info(a_ref)
+    if a_info is not None and a_info.kind in DEFENCES:
+        raise PolicyError(f"{a_info.ref} is a backdoor defence, not an attacker: write `arena "
+                          f"play {a_info.name} vs BACKDOOR_ATTACKER`")
+    if d_info.kind not in DEFENCES:
+        return None
+    if a_info is None or a_info.kind not in BACKDOOR_ATTACKS:
+        what = "no attack" if a_info is None else f"a {a_info.kind} {a_info.role}"
+        raise PolicyError(f"{d_info.ref} is a backdoor defence ({', '.join(DEFENCES)}): it "
+                          f"plays a backdoor attacker ({', '.join(BACKDOOR_ATTACKS)}), not "
+                          f"{attacker} ({what})")
+    return d_info.ref, a_info.ref, scenario or a_info.scenario
+
+
+def _play_backdoor(ctx: Ctx, defence: str, attacker: str, scenario: str, episodes: int, seed):
+    from arena.scenarios import spec as scenario_spec
+    from policies.backdoor.cells import fill_backdoor
+
+    label = f"{defence} vs {attacker}"
+    with BackdoorProgress(ctx, scenario_spec(scenario).episode_limit, label) as bar:
+        t = fill_backdoor(ctx.open, scenario, [defence], [attacker], episodes,
+                          0 if seed is None else seed, _device(ctx), **bar.hooks())
+    sides = {k: {"episodes": int(p.count[0, 0]), "return_mean": float(p.mean[0, 0]),
+                 "return_std": float(p.std[0, 0]), "win_rate": float(p.win_rate[0, 0])}
+             for k, p in (("triggered", t.triggered), ("clean", t.clean))}
+    data = {"defence": defence, "attacker": attacker, "scenario": scenario,
+            "team": t.teams[0][0], **sides, "episodes_run": t.episodes_run,
+            "seconds": t.seconds}
+
+    def human():
+        ran = (f"{t.episodes_run} played now ({t.seconds:.1f} s)" if t.episodes_run
+               else "already filled, nothing played")
+        click.echo(f"{defence} vs {attacker} on {scenario}, cell team {t.teams[0][0]}: {ran}")
+        for k, v in sides.items():
+            click.echo(f"  {k:9}  return {num(v['return_mean'], '.2f')} ± "
+                       f"{v['return_std']:.2f}  win rate {v['win_rate']:.1%}  "
+                       f"({v['episodes']} episodes)")
+
+    emit(ctx, data, human)
+
+
+def _device(ctx: Ctx) -> str:
+    """The device resolved: a defence applied on the way trains there, and training takes
+    no "auto"."""
+    from arena.core import resolve_device
+
+    return str(resolve_device(ctx.device))
+
+
+def _backdoor_matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric,
+                     as_csv):
+    from arena.plots import short
+    from arena.scenarios import spec as scenario_spec
+    from policies.backdoor.cells import fill_backdoor
+    from policies.errors import PolicyError
+    from solvers.psro_backdoor import backdoor_players
+
+    with ctx.open("r") as lg:
+        d, a = backdoor_players(lg, scenario, split_names(defenders), split_names(attackers))
+    if not d:
+        raise PolicyError("no backdoor defence in the league; add one with `arena add-policy "
+                          "NAME --kind finetune` (or as_delivered, prune)")
+    with BackdoorProgress(ctx, scenario_spec(scenario).episode_limit,
+                          f"backdoor {scenario}") as bar:
+        t = fill_backdoor(ctx.open, scenario, d, a or None, episodes, seed, _device(ctx),
+                          **bar.hooks())
+    win = metric == "win"
+    trig, clean = ((p.win_rate if win else p.mean) for p in (t.triggered, t.clean))
+    if as_csv:
+        from solvers.matrix_io import format_csv
+
+        click.echo(format_csv(t.defences, t.attackers, trig), nl=False)
+        return
+
+    def human():
+        from rich.console import Console
+        from rich.table import Table
+
+        fmt = (lambda x: "—" if x != x else f"{x:.0%}") if win else (lambda x: num(x, ".1f"))
+        # a title wider than the table would wrap: it stands on its own line
+        click.echo(f"{scenario} backdoor table: {len(t.defences)} defences × "
+                   f"{len(t.attackers)} backdoor attackers")
+        table = Table()
+        table.add_column("defence", no_wrap=True)
+        for name in t.attackers:
+            table.add_column(short(name, scenario), justify="right", no_wrap=True)
+        for i, name in enumerate(t.defences):
+            table.add_row(short(name, scenario), *(f"{fmt(trig[i, j])} / {fmt(clean[i, j])}"
+                                                   for j in range(len(t.attackers))))
+        Console(width=max(100, 16 + 18 * len(t.attackers))).print(table)
+        click.echo(f"rows: defences applied to each column's delivered team; columns: backdoor "
+                   f"attackers; each cell: {'win rate' if win else 'return'} triggered / clean "
+                   f"(trigger placed / not) over {int(t.triggered.count.min())}+ episodes")
+        click.echo(f"ran {t.episodes_run} episodes in {t.seconds:.1f} s")
+
+    emit(ctx, {**t.to_dict(), "metric": metric, "seconds": t.seconds}, human)
 
 
 @click.command()
@@ -83,10 +202,11 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
               help="Training steps of each adaptive attacker.")
 @click.option("--adaptive-eps", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True,
               help="ε of the adaptive attackers.")
-@click.option("--surface", type=click.Choice(["observation", "message"]), default="observation",
-              show_default=True,
+@click.option("--surface", type=click.Choice(["observation", "message", "backdoor"]),
+              default="observation", show_default=True,
               help="The game the default players come from: observation attackers against every "
-                   "defender, or message attackers against communicating teams.")
+                   "defender, message attackers against communicating teams, or backdoor "
+                   "attackers against backdoor defences (each cell: triggered / clean).")
 @click.option("--by-seed", is_flag=True,
               help="Show each training seed of a family as its own row or column (default: one "
                    "per family, the mean of the seeds' means with a between-seed 95% CI).")
@@ -107,6 +227,7 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
       arena matrix --format latex > table.tex
       arena matrix --adaptive atla,pa_ad            # atla*: ATLA trained against each row
       arena matrix --scenario pp7 --surface message # message attackers vs commnet teams
+      arena matrix --scenario stag10 --surface backdoor  # defences × backdoors
 
     \b
     `atla` is the stored attacker trained against one defender (a transfer attack for the other
@@ -123,7 +244,14 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
     limit = scenario_spec(scenario).episode_limit
     adaptive_set = None
     if adaptive and surface != "observation":
-        raise click.UsageError("--adaptive trains observation attackers; drop --surface message")
+        raise click.UsageError(f"--adaptive trains observation attackers; drop --surface "
+                               f"{surface}")
+    if surface == "backdoor":
+        for given, name in ((fmt, "--format"), (plot, "--plot"), (by_seed, "--by-seed")):
+            if given:
+                raise click.UsageError(f"{name} is not available with --surface backdoor")
+        return _backdoor_matrix(ctx, scenario, defenders, attackers, episodes, seed, metric,
+                                as_csv)
     if adaptive:
         from policies.observation.adaptive import parse_algos
 

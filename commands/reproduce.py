@@ -1,5 +1,5 @@
-"""`arena reproduce PAPER`: regenerating a paper's results from the league (s002: ℜ-MACRL,
-Xue et al. 2022; s003: Table I of Guo et al. 2023)."""
+"""`arena reproduce PAPER`: regenerating a paper's results from the league (s000: MARNet
+backdoors; s002: ℜ-MACRL, Xue et al. 2022; s003: Table I of Guo et al. 2023)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def reproduce():
 
     \b
     Papers:
+      s000  MARNet: backdoors in cooperative MARL, Tables 1-3 and the SMAC-style experiment
       s002  Xue et al. (2022), ℜ-MACRL: attacks on messages and the message filter
       s003  Guo et al. (2023): Table I, robust QMIX under observation attacks
 
@@ -188,6 +189,65 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
         click.echo(f"\nreport written to {report} ({seconds:.0f} s)")
 
     emit(ctx, data, human)
+
+
+@reproduce.command("s000", short_help="MARNet: backdoors in cooperative MARL (Tables 1-3).")
+@click.option("--quick", is_flag=True,
+              help="The shipped starter league's stag10 policies only (one seed, QMIX); "
+                   "nothing is trained but the Table 3 defences it lacks.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default="reproduce_s000", show_default=True,
+              help="Folder of the Markdown report and results.json.")
+@click.option("--seeds", callback=parse_seeds, help="Poisoning seeds [default: 0,1,2].")
+@click.option("--episodes", type=EPISODES, default=64, show_default=True,
+              help="Episodes per team and trigger size.")
+@click.option("--poison-steps", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Poisoning steps of each backdoored team (from its expert).")
+@click.option("--finetune-steps", default="20000,100000", show_default=True,
+              help="Fine-tune1,Fine-tune2 budgets (Table 3); fine-pruning fine-tunes for the "
+                   "first.")
+@click.option("--smac/--no-smac", default=True, show_default=True,
+              help="Also the SMAC-style experiment on 3m_marker.")
+@json_option
+@click.pass_obj
+def s000(ctx: Ctx, quick, out, seeds, episodes, poison_steps, finetune_steps, smac):
+    """MARNet (backdoor attacks on cooperative MARL): Tables 1-3 and the SMAC-style experiment.
+
+    The clean experts (qmix.stag10, vdn.stag10, qmix.3m_marker) must be in the league;
+    every backdoored team it lacks is trained from them and stored at once, so an interrupted
+    run resumes. scripts/s000_lanes.sh trains all of it in two parallel lanes.
+
+    \b
+    Examples:
+      arena reproduce s000 --quick --out report/
+      scripts/s000_lanes.sh league.h5 && arena --league league.h5 reproduce s000
+    """
+    from arena.core import resolve_device
+    from policies.reproduce_s003 import Hooks
+    from solvers.reproduce_s000 import S000Config
+    from solvers.reproduce_s000_report import reproduce as run_s000
+
+    try:
+        budgets = tuple(int(x) for x in finetune_steps.split(","))
+    except ValueError:
+        budgets = ()
+    if len(budgets) != 2 or min(budgets) < 1:
+        raise click.BadParameter("two positive step counts, e.g. 20000,100000",
+                                 param_hint="--finetune-steps")
+    cfg = S000Config(seeds=seeds or ([0] if quick else [0, 1, 2]), episodes=episodes,
+                     poison_steps=poison_steps, finetune_steps=budgets, quick=quick,
+                     smac=smac and not quick, device=str(resolve_device(ctx.device)))
+    rep = Reporter(ctx)
+    try:
+        report, data = run_s000(ctx.open, cfg, out, rep.hooks(Hooks))
+    finally:
+        rep.close()
+
+    def human():
+        click.echo(report.read_text(), nl=False)
+        click.echo(f"\nreport written to {report}")
+
+    emit(ctx, {"paper": "s000", "report": str(report), **data}, human)
 
 
 COMMANDS = [reproduce]

@@ -11,20 +11,34 @@ from commands.common import (Ctx, CountProgress, default_scenario, emit, json_op
                              kind_params, print_solution, progress_info, split_names)
 
 
-def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=()):
+# policies.surfaces.SURFACES, spelt here: importing it loads torch before `--help`
+SURFACES = ("observation", "message", "backdoor")
+
+
+def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=(),
+                 surface: str = "observation"):
     """(scenario, game, left_out): the named rows and columns must be filled; without names,
-    the largest filled sub-table of the default players is solved and `left_out` says what
-    it dropped."""
+    the largest filled sub-table of the default players of `surface` is solved and
+    `left_out` says what it dropped. The backdoor table is its triggered returns."""
     from policies.evaluate import default_players
     from policies.names import resolve_for
     from solvers.tables import filled_subgame, game_from_table
 
     scenario = scenario or default_scenario(ctx)
     with ctx.open("r") as lg:
-        d_all, a_all = default_players(lg, scenario)
-        d = [resolve_for(lg, r, scenario) for r in defenders] or d_all
-        a = [resolve_for(lg, r, scenario) for r in attackers] or a_all
-        table = lg.payoff(scenario, d, a)
+        if surface == "backdoor":
+            from solvers.psro_backdoor import backdoor_players, stored_triggered
+
+            d, a = backdoor_players(lg, scenario, defenders, attackers)
+            table = stored_triggered(lg, scenario, d, a)
+        else:
+            d_all, a_all = default_players(lg, scenario, surface=surface)
+            d = [resolve_for(lg, r, scenario) for r in defenders] or d_all
+            a = [resolve_for(lg, r, scenario) for r in attackers] or a_all
+            table = lg.payoff(scenario, d, a)
+    if surface != "observation" and not (d and a):
+        raise click.UsageError(f"no {surface} table on {scenario}: the league has no "
+                               f"{'defender' if not d else 'attacker'} of it")
     if defenders and attackers:
         return scenario, game_from_table(table, metric), None
     game, drop_d, drop_a, empty = filled_subgame(table, metric)
@@ -80,10 +94,15 @@ def _solver_options(method: str, iterations, alpha) -> dict:
                    "the exploitability stays high.")
 @click.option("--alpha", type=click.FloatRange(0, min_open=True),
               help="alpharank: selection intensity on the [0, 1]-normalised table (default 100).")
+@click.option("--surface", type=click.Choice(SURFACES), default="observation",
+              show_default=True,
+              help="The table solved: the observation or message game, or the backdoor game "
+                   "(defences × backdoor attackers, payoff = the return with the trigger "
+                   "placed; `arena matrix --surface backdoor` fills it).")
 @json_option
 @click.pass_obj
 def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers, n_boot, seed,
-          iterations, alpha):
+          iterations, alpha, surface):
     """Solve the payoff table: each side's mixture, the value and the exploitability.
 
     The game is zero-sum: the defender maximises the team return (or win rate), the attacker
@@ -99,6 +118,7 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
       arena solve --method rd --iterations 100000
       arena solve --defenders qmix,qmix_fgsm --attackers none,fgsm,pgd
       arena solve --matrix table.csv --json
+      arena solve --surface backdoor --scenario stag10
     """
     from solvers.meta import solve as run_solver
     from solvers.tables import Game, worst_attacks
@@ -115,10 +135,13 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
         game, source = Game(names_d, names_a, M), str(matrix_file)
         if n_boot:
             raise click.UsageError("--bootstrap needs the league's per-cell statistics, not a CSV")
+        if surface != "observation":
+            raise click.UsageError("--surface picks the league's table, not a CSV")
     else:
         scenario, game, left_out = _league_game(ctx, scenario, metric, split_names(defenders),
-                                                split_names(attackers))
-        source = f"{ctx.league} ({scenario}, {metric})"
+                                                split_names(attackers), surface)
+        source = (f"{ctx.league} ({scenario}, {metric}"
+                  + (", backdoor: triggered)" if surface == "backdoor" else ")"))
     sol = run_solver(game.M, method, **options)
     tied, worst = worst_attacks(game, sol.defender)
     data = {"source": source, "defenders": game.defenders, "attackers": game.attackers,
@@ -158,15 +181,19 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--defenders", multiple=True, help="Starting defenders (comma-separated).")
 @click.option("--attackers", multiple=True, help="Starting attackers (comma-separated).")
 @click.option("--iterations", default=3, show_default=True)
-@click.option("--surface", type=click.Choice(["observation", "message"]), default="observation",
+@click.option("--surface", type=click.Choice(SURFACES), default="observation",
               show_default=True, help="The threat surface of the game; message: ℜ-MACRL "
-              "(message attackers against communicating teams and their filters).")
-@click.option("--attacker-oracle", type=click.Choice(["pa_ad", "atla", "msg_ppo"]),
-              help="Default: pa_ad on observations, msg_ppo on messages.")
-@click.option("--defender-oracle", type=click.Choice(["fgsm", "mixture", "msg_filter"]),
+              "(message attackers against communicating teams and their filters); backdoor: "
+              "MARNet (backdoor defences against backdoor attackers, triggered return).")
+@click.option("--attacker-oracle", type=click.Choice(["pa_ad", "atla", "msg_ppo", "marnet"]),
+              help="Default: pa_ad on observations, msg_ppo on messages, marnet on backdoors "
+              "(re-poisons the heaviest attacker's team as the heaviest defence left it).")
+@click.option("--defender-oracle",
+              type=click.Choice(["fgsm", "mixture", "msg_filter", "finetune"]),
               help="fgsm: FGSM adversarial training; mixture: train against the attacker "
               "meta-strategy; msg_filter: a message filter against it (the message surface's "
-              "default; fgsm is the observation surface's).")
+              "default; fgsm is the observation surface's); finetune: a fine-tuning defence "
+              "with twice the budget of σ_D's largest (the backdoor surface's).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="msg_ppo oracle only: targets, omega, combine, alpha, sigma, hidden.")
 @click.option("--meta", type=click.Choice(["lp", "rd", "alpharank", "uniform"]), default="lp",
@@ -195,23 +222,25 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker
       arena psro --scenario 3m --defenders qmix --attackers fgsm --iterations 3
       arena psro --surface message --scenario pp7 --defenders commnet_filter \
           --attackers msg_random --iterations 3          # ℜ-MACRL
+      arena psro --surface backdoor --scenario stag10 --defenders keep,ft \
+          --attackers mn --iterations 2 --steps-per-oracle 20000  # MARNet
       arena psro --resume psro1
     """
     from arena.core import resolve_device
-    from solvers.psro_league import LeaguePSROConfig, run_league_psro
+    from solvers.psro_league import ORACLES, LeaguePSROConfig, run_league_psro
 
     device = str(resolve_device(ctx.device))
     if resume_run:
         cfg = LeaguePSROConfig(scenario="", defenders=["-"], attackers=["-"])
     else:
         scenario = scenario or default_scenario(ctx)
-        message = surface == "message"
+        if surface == "backdoor" and not split_names(attackers):
+            raise click.UsageError("give the starting backdoor attackers with --attackers")
+        att, dfd = ORACLES[surface]
         cfg = LeaguePSROConfig(scenario=scenario, defenders=split_names(defenders),
                                attackers=split_names(attackers) or ["none"], iterations=iterations,
-                               attacker_oracle=attacker_oracle or ("msg_ppo" if message
-                                                                   else "pa_ad"),
-                               defender_oracle=defender_oracle or ("msg_filter" if message
-                                                                   else "fgsm"),
+                               attacker_oracle=attacker_oracle or att[0],
+                               defender_oracle=defender_oracle or dfd[0],
                                meta=meta, episodes=episodes, steps_per_oracle=steps_per_oracle,
                                eps=eps, tol=tol, seed=seed, device=device, surface=surface,
                                attacker_params=_oracle_params(params))

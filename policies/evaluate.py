@@ -53,9 +53,11 @@ def default_players(lg, scenario: str, final_only: bool = True,
     check_surface(surface)
     defenders = [i for i in lg.list(role="defender") if keep(i)]
     attackers = [i for i in lg.list(role="attacker") if keep(i)]
-    attackers = [i.ref for i in attackers if attacker_surface(lg, i) == surface]
-    if surface == "backdoor":
-        return [i.ref for i in defenders if is_defence(i)], attackers
+    attackers = [i for i in attackers if attacker_surface(lg, i) == surface]
+    if surface == "backdoor":  # a mixture of backdoors (PSRO's) delivers no team of its own
+        return ([i.ref for i in defenders if is_defence(i)],
+                [i.ref for i in attackers if i.kind != "mixture"])
+    attackers = [i.ref for i in attackers]
     defenders = [i for i in defenders if not is_defence(i) and BACKDOOR_CELL not in i.provenance]
     if surface == "message":
         defenders = [i for i in defenders if communicates(lg, i)]

@@ -10,7 +10,10 @@
     (`fgsm`) or against the attacker mixture itself (`mixture`);
   - message, ℜ-MACRL (Xue et al., AAMAS 2022, Algorithm 1): msg_ppo against the defender
     mixture; a msg_filter in front of the run's communicating team, trained against the
-    attacker mixture (its `none` weight is the share of clean training episodes).
+    attacker mixture (its `none` weight is the share of clean training episodes);
+  - backdoor (MARNet): a marnet backdoor re-poisoned from the heaviest attacker's defended
+    team; a fine-tuning defence with twice the budget (`solvers.psro_backdoor`). Its payoff
+    is the triggered return of `policies.backdoor.cells.fill_backdoor`.
 The run's config and every iteration go to the league's `/runs/<run>`: populations,
 meta-strategies, value, both best-response gains and their NashConv, Σ max(0, gain)
 (`solvers.psro`); at the end the meta-strategies are stored as mixture policies `<run>_def`
@@ -29,7 +32,8 @@ from solvers.psro import Iteration, PSROConfig, as_record, run_psro
 
 # surface → (attacker oracles, defender oracles); the first of each is the surface's default
 ORACLES = {"observation": (("pa_ad", "atla"), ("fgsm", "mixture")),
-           "message": (("msg_ppo",), ("msg_filter",))}
+           "message": (("msg_ppo",), ("msg_filter",)),
+           "backdoor": (("marnet",), ("finetune",))}
 
 
 @dataclass
@@ -81,6 +85,8 @@ class LeagueGame:
 
     # -- the empirical game -------------------------------------------------------------------
     def payoff(self, defenders, attackers) -> np.ndarray:
+        if self.cfg.surface == "backdoor":
+            return self._backdoor_payoff(defenders, attackers)
         from policies.evaluate import fill
 
         res = fill(self.open, self.cfg.scenario, defenders, attackers, self.cfg.episodes,
@@ -94,6 +100,16 @@ class LeagueGame:
     def attacker_response(self, defenders, sigma, iteration) -> str:
         if self.cfg.surface == "message":
             return self._message_attacker(defenders, sigma, iteration)
+        if self.cfg.surface == "backdoor":
+            from solvers.meta import solve
+            from solvers.psro_backdoor import marnet_response
+
+            # σ_A is no argument of this oracle: it is the meta-solve of the table the run
+            # just solved (the last payoff, deterministic); σ_D is kept for the defence oracle
+            self._sigma_d = dict(zip(defenders, sigma))
+            attackers, M = self._last
+            return marnet_response(self, defenders, sigma, attackers,
+                                   solve(M, self.cfg.meta).attacker, iteration)
         from policies.build import base_provenance
         from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
 
@@ -116,6 +132,10 @@ class LeagueGame:
     def defender_response(self, attackers, sigma, iteration) -> str:
         if self.cfg.surface == "message":
             return self._message_filter(attackers, sigma, iteration)
+        if self.cfg.surface == "backdoor":
+            from solvers.psro_backdoor import finetune_response
+
+            return finetune_response(self, self._sigma_d, attackers, sigma, iteration)
         from policies.build import base_provenance
         from policies.learners.train_defender import DefenderTrainConfig, train_defender
 
@@ -148,6 +168,18 @@ class LeagueGame:
         with self.open("a") as lg:
             return lg.add_policy(name, "defender", base.kind, self.cfg.scenario, res.config,
                                  res.weights, prov)
+
+    def _backdoor_payoff(self, defenders, attackers) -> np.ndarray:
+        from policies.backdoor.cells import fill_backdoor
+
+        res = fill_backdoor(self.open, self.cfg.scenario, defenders, attackers,
+                            self.cfg.episodes, self.cfg.seed, self.cfg.device,
+                            on_event=self.say, on_progress=self.on_progress)
+        if res.episodes_run:
+            self.say(f"played {res.episodes_run} episodes in {res.seconds:.1f} s")
+        M = np.asarray(res.triggered.mean, dtype=float)
+        self._last = (list(attackers), M)
+        return M
 
     # -- the message surface (ℜ-MACRL) ------------------------------------------------------------
     def _message_attacker(self, defenders, sigma, iteration) -> str:

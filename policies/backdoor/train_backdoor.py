@@ -42,6 +42,9 @@ class BackdoorTrainConfig:
     """Parallel episodes per collection; round(poison_rate · envs) of them are triggered."""
     init: str = "expert"
     """Start from the expert's weights ("expert") or from scratch ("scratch")."""
+    start: dict | None = None
+    """Weights to start the poisoning from instead of the expert's (a defended team of the
+    expert's network, re-poisoned by PSRO's backdoor oracle); the expert still guides it."""
     params: dict = field(default_factory=dict)
     """The recipe kind's parameters (policies.kinds: trigger_size, poison_agents, ...)."""
     test_every: int = 20_000
@@ -120,7 +123,8 @@ def train_backdoor(cfg: BackdoorTrainConfig, expert, on_progress: Callable | Non
                        expert_team if config.get("action") == "ega" else None, cfg.seed, device)
     dcfg = DefenderTrainConfig(
         algo=expert.kind, scenario=cfg.scenario, steps=cfg.steps, seed=cfg.seed, envs=cfg.envs,
-        init=dict(expert.weights) if cfg.init == "expert" else None,
+        init=(dict(cfg.start) if cfg.start is not None else dict(expert.weights)
+              if cfg.init == "expert" else None),
         init_config=dict(expert.config), test_every=cfg.test_every,
         test_episodes=cfg.test_episodes, test_attacks=False, device=cfg.device)
     res = train_defender(dcfg, on_progress=on_progress, should_stop=should_stop, poison=poison,

@@ -34,18 +34,33 @@ def empty_episodes(
 
 
 class EpisodeBuffer:
-    """Ring buffer of `capacity` episodes; `insert` a batch, `sample` episodes uniformly."""
+    """Ring buffer of `capacity` episodes; `insert` a batch, `sample` episodes uniformly.
+
+    Storage grows (doubling) with the episodes inserted, up to `capacity`: a short run, a
+    fine-tuning or a test, never holds the full buffer (5000 stag10 episodes are 5 GB).
+    Where episodes sit, and so what `sample` draws, does not depend on the growth."""
 
     def __init__(
         self, capacity: int, T: int, n: int, obs_dim: int, state_dim: int, n_actions: int, device="cpu"
     ):
         self.capacity, self.T = capacity, T
-        self.data = empty_episodes(capacity, T, n, obs_dim, state_dim, n_actions, device)
+        self._shape = (T, n, obs_dim, state_dim, n_actions, device)
+        self.data = empty_episodes(min(capacity, 64), *self._shape)
         self.size = 0
         self.pos = 0
 
+    def _grow(self, need: int) -> None:
+        have = self.data["reward"].shape[0]
+        if need <= have or have == self.capacity:
+            return
+        new = empty_episodes(min(self.capacity, max(2 * have, need)), *self._shape)
+        for k in FIELDS:
+            new[k][:have] = self.data[k]
+        self.data = new
+
     def insert(self, batch: dict[str, torch.Tensor]) -> None:
         K = batch["reward"].shape[0]
+        self._grow(self.size + K)
         idx = (self.pos + torch.arange(K)) % self.capacity  # [K]
         for k in FIELDS:
             self.data[k][idx.to(self.data[k].device)] = batch[k].to(self.data[k].device)
