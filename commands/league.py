@@ -304,16 +304,18 @@ def scenarios(ctx: Ctx):
         from rich.table import Table
 
         table = Table(title="scenarios")
-        for col in ("name", "agents", "obs", "state", "actions", "limit", "messages", "family"):
+        for col in ("name", "agents", "obs", "state", "actions", "limit", "messages", "triggers",
+                    "family"):
             table.add_column(col)
         for r in rows:
             if "unavailable" in r:
-                table.add_row(r["name"], "-", "-", "-", "-", "-", "-", r["unavailable"])
+                table.add_row(r["name"], "-", "-", "-", "-", "-", "-", "-", r["unavailable"])
                 continue
             table.add_row(r["name"], str(r["n_agents"]), str(r["obs_dim"]), str(r["state_dim"]),
                           str(r["n_actions"]), str(r["episode_limit"]),
-                          "yes" if r["messages"] else "no", r["family"])
-        Console().print(table)
+                          "yes" if r["messages"] else "no", "yes" if r["triggers"] else "no",
+                          r["family"])
+        Console(width=max(100, Console().width)).print(table)
 
     emit(ctx, rows, human)
 

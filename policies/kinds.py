@@ -341,6 +341,8 @@ _POISON = _DELIVERED + (
     Param("r_win", "float", 0.0, "R_win of MGR (0: r_max)", 0.0, 1e6),
     Param("target_action", "int", -1,
           "targeted action poisoning's action (-1: the scenario's stay/stop)", -1, 1000),
+    Param("updates_per_collect", "int", 1,
+          "learner updates after each collection of the poisoned training", 1, 64),
 )
 register(Kind("marnet", "attacker", "environment", True,
               "MARNet backdoor: expert-guided action poisoning and mixing global reward "

@@ -3,13 +3,13 @@
 # Every name it writes is the one the report looks up; an interrupted run is resumed by running
 # it again (a policy already in the league is not trained twice).
 #
-#   scripts/s000_lanes.sh LEAGUE            # both lanes (about 40 minutes on 2 cores)
+#   scripts/s000_lanes.sh LEAGUE            # both lanes
 #   LANE=qmix scripts/s000_lanes.sh LEAGUE  # one lane: qmix (stag10 QMIX, ablation) or
 #                                           # vdn (stag10 VDN, then 3m_marker)
 #
-#   qmix.stag10, vdn.stag10       the clean experts (the normal models), 600k + 1.5M steps
+#   qmix.stag10, vdn.stag10       the clean experts (the normal models), 2.1M steps
 #   {mtl,trojdrl,marnet}_{qmix,vdn}.s{0,1,2}   Table 1's backdoored teams, POISON steps each
-#   abl_{ega,targeted,untargeted}_{mgr,max}.s{0,1}   Table 2's ablation on QMIX (the two
+#   abl_{ega,targeted,untargeted}_{mgr,max}.s0   Table 2's ablation on QMIX (the two
 #                                 combinations that are recipes reuse marnet_qmix, trojdrl_qmix)
 #   qmix.3m_marker, {marnet,trojdrl}_3m.s{0,1,2}   the SMAC-style experiment (one poisoned
 #                                 agent of three)
@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${1:?usage: scripts/s000_lanes.sh LEAGUE}
 POISON=${POISON:-100000}
-A=".venv/bin/arena --quiet --device cpu --league $L"
+UPDATES=${UPDATES:-4}  # learner updates per collection of 8 episodes while poisoning
+A="${ARENA:-.venv/bin/arena} --quiet --device cpu --league $L"
 export OMP_NUM_THREADS=1
 [ -f "$L" ] || $A init
 have() { $A ls --json 2>/dev/null | grep -q "\"name\": \"$1\""; }
@@ -29,14 +30,14 @@ expert() {  # expert ALGO SCENARIO STEPS SEED
 poison() {  # poison NAME ALGO EXPERT SCENARIO SEED [extra args]
     local n=$1 algo=$2 ex=$3 sc=$4 seed=$5; shift 5
     run "$n" $A train attacker "$n" --algo "$algo" --expert "$ex" --scenario "$sc" \
-        --steps "$POISON" --seed "$seed" "$@"
+        --steps "$POISON" --seed "$seed" --param "updates_per_collect=$UPDATES" "$@"
 }
 lane_qmix() {
     expert qmix stag10 2100000 1
     for s in 0 1 2; do
         for r in marnet trojdrl mtl; do poison "${r}_qmix.s$s" $r qmix.stag10 stag10 $s; done
     done
-    for s in 0 1; do
+    for s in ${ABL_SEEDS:-0}; do
         poison "abl_ega_max.s$s" marnet qmix.stag10 stag10 $s --param reward=max
         poison "abl_targeted_mgr.s$s" marnet qmix.stag10 stag10 $s --param action=targeted
         poison "abl_untargeted_mgr.s$s" marnet qmix.stag10 stag10 $s --param action=untargeted
@@ -49,7 +50,7 @@ lane_vdn() {
     for s in 0 1 2; do
         for r in marnet trojdrl mtl; do poison "${r}_vdn.s$s" $r vdn.stag10 stag10 $s; done
     done
-    expert qmix 3m_marker 500000 3
+    expert qmix 3m_marker 800000 3
     for s in 0 1 2; do
         for r in marnet trojdrl; do
             poison "${r}_3m.s$s" $r qmix.3m_marker 3m_marker $s --poison-agents 1

@@ -47,9 +47,11 @@ SMAC = ("3m_marker", "qmix.3m_marker", ("trojdrl", "marnet"))
 @dataclass
 class S000Config:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    ablation_seeds: list[int] = field(default_factory=lambda: [0, 1])
+    ablation_seeds: list[int] = field(default_factory=lambda: [0])
     episodes: int = 64
     poison_steps: int = 100_000
+    poison_updates: int = 4
+    """Learner updates per collection of 8 episodes while poisoning."""
     finetune_steps: tuple[int, int] = (20_000, 100_000)
     """Fine-tune1 and Fine-tune2's budgets; fine-pruning fine-tunes for the first."""
     quick: bool = False
@@ -219,6 +221,7 @@ def ensure(league_open: Callable, cfg: S000Config, hooks: Hooks) -> None:
                 continue
             rec = lg.get(expert)
         hooks.train(name, cfg.poison_steps)
+        params = {**params, "updates_per_collect": cfg.poison_updates}
         res = train_backdoor(BackdoorTrainConfig(recipe=recipe, scenario=scenario,
                                                  steps=cfg.poison_steps, seed=seed,
                                                  params=params, device=cfg.device),

@@ -84,7 +84,8 @@ def markdown(res: S000Result, cfg: S000Config, seconds: float) -> str:
              "The paper's figures are not beside ours: only its abstract could be read (the "
              "submission was withdrawn). The trends it states are checked at the end.", "",
              f"Seeds {cfg.seeds} (ablation {cfg.ablation_seeds}), {cfg.episodes} episodes per "
-             f"team and trigger size on common seeds, poisoning {cfg.poison_steps:,} steps from "
+             f"team and trigger size on common seeds, poisoning {cfg.poison_steps:,} steps "
+             f"({cfg.poison_updates} updates per collection of 8 episodes) from "
              f"the expert. Mean ± Student-t 95 % interval over seeds (over episodes for the "
              f"normal model, one expert per learner).", "",
              "## Table 1: team return, clean and triggered", "",

@@ -123,6 +123,7 @@ def train_backdoor(cfg: BackdoorTrainConfig, expert, on_progress: Callable | Non
                        expert_team if config.get("action") == "ega" else None, cfg.seed, device)
     dcfg = DefenderTrainConfig(
         algo=expert.kind, scenario=cfg.scenario, steps=cfg.steps, seed=cfg.seed, envs=cfg.envs,
+        updates_per_collect=config["updates_per_collect"],
         init=(dict(cfg.start) if cfg.start is not None else dict(expert.weights)
               if cfg.init == "expert" else None),
         init_config=dict(expert.config), test_every=cfg.test_every,
