@@ -42,6 +42,7 @@ ABLATION = {("ega", "mgr"): "marnet_qmix", ("targeted", "max"): "trojdrl_qmix",
             ("untargeted", "mgr"): "abl_untargeted_mgr", ("untargeted", "max"): "abl_untargeted_max"}
 DEFENCES = ("none", "Fine-tune1", "Fine-tune2", "fine-pruning")
 SMAC = ("3m_marker", "qmix.3m_marker", ("trojdrl", "marnet"))
+POISONED = 4  # the recipes' default poison_agents on stag10
 
 
 @dataclass
@@ -83,12 +84,43 @@ def sweep(scenario: str, recs: list, episodes: int, seed: int, device="cpu") -> 
     return out.view(R, S, E, 2).numpy()
 
 
+def worst_action_rate(scenario: str, team_rec, expert_rec, k: int, size: float, episodes: int,
+                      seed: int = 0, device="cpu") -> float:
+    """Where the backdoor fires, at the level of actions: the share of the steps in which a
+    poisoned agent (one of the first k) sees the trigger and takes the expert's least-valued
+    available action, over all steps in which a poisoned agent sees it (greedy play, trigger
+    of `size`). The expert's own share is 0: a backdoor shows as the gap."""
+    from arena.scenarios import make
+    from policies.teams.networks import load_team
+
+    team = load_team(team_rec.config, team_rec.weights, device)
+    expert = load_team(expert_rec.config, expert_rec.weights, device)
+    env = make(scenario, episodes, device=device)
+    env.set_triggers(size)
+    ts = env.reset(seed=seed)
+    h, he, last = team.initial_state(episodes), expert.initial_state(episodes), None
+    hit = seen = 0
+    with torch.no_grad():
+        while not bool(ts.done.all()):
+            q, h = team.q_values(ts.obs, h, last, ts.avail)
+            qe, he = expert.q_values(ts.obs, he, last, ts.avail)
+            act = q.argmax(-1)  # [B, n]
+            worst = qe.masked_fill(~ts.avail, float("inf")).argmin(-1)
+            on = ts.info["trigger_seen"][:, :k] & (~ts.done).unsqueeze(1)  # [B, k]
+            hit += int(((act[:, :k] == worst[:, :k]) & on).sum())
+            seen += int(on.sum())
+            last = act
+            ts = env.step(act)
+    return hit / max(1, seen)
+
+
 @dataclass
 class Row:
     label: str
     learner: str
     refs: list[str]
     sweep: np.ndarray  # [seeds, sizes, episodes, 2]
+    worst: list[float] = field(default_factory=list)  # worst_action_rate per team, at 25 %
 
 
 def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
@@ -103,9 +135,12 @@ def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
             recs = [_delivered(lg.get(n)) for n in names if _has(lg, n)]
             if recs:
                 groups.append((recipe, recs))
+        ex = groups[0][1][0]
         for label, recs in groups:
             sw = sweep(scenario, recs, cfg.episodes, 0, cfg.device)
-            out.append(Row(label, learner, [r.ref for r in recs], sw))
+            worst = [worst_action_rate(scenario, r, ex, POISONED, SIZES[-1], cfg.episodes,
+                                       device=cfg.device) for r in recs]
+            out.append(Row(label, learner, [r.ref for r in recs], sw, worst))
     return out
 
 

@@ -94,7 +94,19 @@ def markdown(res: S000Result, cfg: S000Config, seconds: float) -> str:
     for r in res.table1:
         lines.append(f"| {r.learner} | {LABELS[r.label]} | "
                      + " | ".join(cell(r, k) for k in range(len(SIZES))) + " |")
-    lines += ["", "0 % is clean play: the same episodes without a trigger.", ""]
+    lines += ["", "0 % is clean play: the same episodes without a trigger.", "",
+              "Where the backdoor fires, action by action: the share of the steps in which a "
+              "poisoned agent sees the trigger (25 %) that it answers with the expert's "
+              "least-valued action (mean over seeds; the normal model's is the baseline).", "",
+              "| learner | " + " | ".join(LABELS[r.label] for r in res.table1
+                                          if r.learner == LEARNERS[0]) + " |"]
+    lines.append("|---|" + "---|" * sum(r.learner == LEARNERS[0] for r in res.table1))
+    for learner in LEARNERS:
+        rs = [r for r in res.table1 if r.learner == learner]
+        if rs:
+            lines.append(f"| {learner} | " + " | ".join(
+                f"{100 * np.mean(r.worst):.0f} %" for r in rs) + " |")
+    lines.append("")
     if res.ablation:
         lines += ["## Table 2: ablation on QMIX (clean / triggered at 25 %)", "",
                   "| action poisoning | MGR | max (TrojDRL) |", "|---|---|---|"]
@@ -136,6 +148,7 @@ def to_json(res: S000Result) -> dict:
     def rows(rs):
         return [{"label": r.label, "learner": r.learner, "refs": r.refs,
                  "mean_return": [mean_at(r, k) for k in range(len(SIZES))],
+                 "worst_action_rate": r.worst,
                  "win_rate": [mean_at(r, k, 1) for k in range(len(SIZES))],
                  "per_seed_return": [per_seed(r, k) for k in range(len(SIZES))]} for r in rs]
 
