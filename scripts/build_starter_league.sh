@@ -18,6 +18,8 @@
 #   meta-strategies are stored as the mixtures psro_<S>_def and psro_<S>_att.
 # Messages (scripts/starter_messages.sh): commnet.pp7, tarmac.tj_easy, their msg_ppo attackers
 #   and filters, msg_random, and the ℜ-MACRL run rmacrl_pp7.
+# Backdoors (scripts/starter_backdoors.sh): qmix.stag10, marnet.stag10 and trojdrl.stag10, the
+#   defences as_delivered, finetune and prune, and the cells they make.
 # The alternating robust teams keep one adversary across rounds (half the attacker budget per
 # round); the regularised team trains under FGSM, as the paper's §IV-B does.
 set -euo pipefail
@@ -64,7 +66,9 @@ lane() {  # lane SCENARIO CLEAN_STEPS FINETUNE_STEPS ATTACKER_STEPS
     set +x
 }
 
-lane 3m 800000 200000 100000 > "$LOGDIR/3m.log" 2>&1 &
+# the backdoor policies (scripts/starter_backdoors.sh) follow 3m's lane on its core
+{ lane 3m 800000 200000 100000 && scripts/starter_backdoors.sh "$WORK"; } \
+    > "$LOGDIR/3m.log" 2>&1 &
 P3M=$!
 # the message policies (scripts/starter_messages.sh) follow pp7's lane on its core
 { lane pp7 400000 150000 100000 && scripts/starter_messages.sh "$WORK" "$SCALE"; } \

@@ -114,6 +114,35 @@ def worst_action_rate(scenario: str, team_rec, expert_rec, k: int, size: float, 
     return hit / max(1, seen)
 
 
+def ideal_sweep(scenario: str, expert_rec, k: int, episodes: int, seed: int = 0,
+                device="cpu") -> np.ndarray:
+    """Returns and wins [1, sizes, episodes, 2] of the backdoor the poisoning aims at, played
+    directly: the expert, whose first k agents answer every poisoned step (one of them sees
+    the trigger) with the expert's least-valued action, as EGA does in training (Eq. 5-6).
+    What a perfectly implanted MARNet backdoor would cost the team; a scripted bound."""
+    from arena.scenarios import make
+    from policies.backdoor.marnet import ega_actions, poisoned_steps
+    from policies.teams.networks import load_team
+
+    expert = load_team(expert_rec.config, expert_rec.weights, device)
+    env = make(scenario, episodes * len(SIZES), device=device)
+    env.set_triggers(torch.tensor(SIZES, device=device).repeat_interleave(episodes))
+    ts = env.reset(seeds=episode_seeds(seed, 0, episodes).repeat(len(SIZES)).to(device))
+    poisoned = torch.arange(env.spec.n_agents, device=device) < k
+    h, last, ret = expert.initial_state(env.B), None, torch.zeros(env.B, device=device)
+    with torch.no_grad():
+        while not bool(ts.done.all()):
+            q, h = expert.q_values(ts.obs, h, last, ts.avail)
+            best = q.argmax(-1)
+            act = ega_actions(q, ts.avail, poisoned,
+                              poisoned_steps(ts.info["trigger_seen"], poisoned), best)
+            last = act
+            ts = env.step(act)
+            ret += ts.reward
+    out = torch.stack([ret.cpu(), ts.won.float().cpu()], -1)
+    return out.view(1, len(SIZES), episodes, 2).numpy()
+
+
 @dataclass
 class Row:
     label: str
@@ -141,6 +170,9 @@ def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
             worst = [worst_action_rate(scenario, r, ex, POISONED, SIZES[-1], cfg.episodes,
                                        device=cfg.device) for r in recs]
             out.append(Row(label, learner, [r.ref for r in recs], sw, worst))
+        out.append(Row("ideal", learner, [ex.ref], ideal_sweep(scenario, ex, POISONED,
+                                                                cfg.episodes, 0, cfg.device),
+                       [1.0]))
     return out
 
 

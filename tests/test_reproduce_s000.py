@@ -27,7 +27,7 @@ def test_reproduce_s000_on_tiny_budgets(tmp_path):
     res = CliRunner().invoke(main, ["--league", str(path), "--json", *ARGS, "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert [r["label"] for r in data["table1"]] == ["normal", "mtl", "trojdrl", "marnet"]
+    assert [r["label"] for r in data["table1"]] == ["normal", "mtl", "trojdrl", "marnet", "ideal"]
     normal = data["table1"][0]
     assert normal["worst_action_rate"] == [0.0]  # the expert never answers with its worst
     assert len(normal["mean_return"]) == 6 and len(data["ablation"]) == 6
