@@ -29,3 +29,18 @@ def opener(path):
         return League(path, mode=mode)
 
     return open_
+
+
+def rollout(env, seed: int, steps: int, action_seed: int = 0) -> list:
+    """The TimeSteps of `steps` random legal steps from `env.reset(seed=seed)`."""
+    import torch
+
+    from arena.bench import random_legal_actions
+
+    gen = torch.Generator().manual_seed(action_seed)
+    ts = env.reset(seed=seed)
+    out = [ts]
+    for _ in range(steps):
+        ts = env.step(random_legal_actions(ts.avail, gen))
+        out.append(ts)
+    return out

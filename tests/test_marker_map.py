@@ -7,21 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from arena.bench import random_legal_actions
 from arena.core import ScenarioError
 from arena.scenarios import make
 from arena.scenarios.smac_marker import N_MARKERS, MarkerSmac
 from arena.scenarios.smac_units import SIGHT_RANGE
+from tests.helpers import rollout
 
 
-def _rollout(env, steps, seed=0, action_seed=0):
-    gen = torch.Generator().manual_seed(action_seed)
-    ts = env.reset(seed=seed)
-    out = [ts]
-    for _ in range(steps):
-        ts = env.step(random_legal_actions(ts.avail, gen))
-        out.append(ts)
-    return out
 
 
 def test_spec_is_3m_plus_three_marker_features():
@@ -42,7 +34,7 @@ def test_spec_is_3m_plus_three_marker_features():
 
 def test_size_zero_is_3m_exactly():
     B = 8
-    clean, plain = _rollout(make("3m_marker", B), 60), _rollout(make("3m", B), 60)
+    clean, plain = rollout(make("3m_marker", B), 0, 60), rollout(make("3m", B), 0, 60)
     assert plain[-1].done.all()  # the run covers whole episodes
     for x, y in zip(clean, plain):
         assert torch.equal(x.obs[..., :-3], y.obs)
@@ -57,7 +49,7 @@ def test_per_row_sizes_change_only_the_marker_features():
     sizes = torch.tensor([0.0, 0.05, 0.5, 1.0])
     clean, trig = make("3m_marker", 4), make("3m_marker", 4)
     trig.set_triggers(sizes)
-    a, b = _rollout(clean, 60, seed=5), _rollout(trig, 60, seed=5)
+    a, b = rollout(clean, 5, 60), rollout(trig, 5, 60)
     assert trig.marker_on.sum(-1).tolist() == [0, 1, 10, 20]
     assert trig.marker_on.sum(-1).tolist() == torch.round(sizes * N_MARKERS).long().tolist()
     assert torch.equal(trig.marker_pos, clean.marker_pos)  # the same draws whatever the size

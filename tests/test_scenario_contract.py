@@ -6,6 +6,7 @@ import torch
 from arena.bench import random_legal_actions
 from arena.core import STANDARD_GROUPS, ScenarioError, resolve_device
 from arena.scenarios import REGISTRY, make
+from tests.helpers import rollout
 
 
 def _available(name):
@@ -15,14 +16,6 @@ def _available(name):
         pytest.skip(str(exc))
 
 
-def _rollout(env, seed, steps, action_seed=0):
-    gen = torch.Generator().manual_seed(action_seed)
-    ts = env.reset(seed=seed)
-    out = [ts]
-    for _ in range(steps):
-        ts = env.step(random_legal_actions(ts.avail, gen))
-        out.append(ts)
-    return out
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -43,12 +36,12 @@ def test_shapes_and_dtypes(name):
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_same_seed_same_trajectory(name):
     _available(name)
-    a = _rollout(make(name, 4), seed=7, steps=30)
-    b = _rollout(make(name, 4), seed=7, steps=30)
+    a = rollout(make(name, 4), seed=7, steps=30)
+    b = rollout(make(name, 4), seed=7, steps=30)
     for x, y in zip(a, b):
         assert torch.equal(x.obs, y.obs) and torch.equal(x.reward, y.reward)
         assert torch.equal(x.done, y.done)
-    c = _rollout(make(name, 4), seed=8, steps=30)
+    c = rollout(make(name, 4), seed=8, steps=30)
     assert any(not torch.equal(x.obs, y.obs) for x, y in zip(a, c))
 
 
