@@ -21,7 +21,8 @@ import numpy as np
 
 from solvers.exploitability import SolverError
 
-RECIPE_PARAMS = ("trigger_size", "poison_agents", "train_trigger_size", "poison_rate")
+RECIPE_PARAMS = ("trigger_size", "poison_agents", "train_trigger_size", "poison_rate",
+                 "updates_per_collect")
 
 
 def backdoor_players(lg, scenario: str, defences=(), attackers=()) -> tuple[list, list]:
