@@ -1,7 +1,7 @@
 """3m with a backdoor trigger the agents can see: markers on the battlefield.
 
-MARNet (Chen et al., "MARNet: Backdoor Attacks against Cooperative Multi-Agent
-Reinforcement Learning") attacks through the environment: the attacker places a trigger the
+MARNet ("MARNet: Backdoor Attacks against Cooperative Multi-Agent Reinforcement
+Learning") attacks through the environment: the attacker places a trigger the
 agents can see, with a size parameter, in the episodes it chooses, and a backdoored team
 behaves differently when it sees it. `3m_marker` is that surface on SMAC's 3m
 (smac.SmacLite, unchanged rules):
