@@ -11,6 +11,7 @@
 #   {mtl,trojdrl,marnet}_{qmix,vdn}.s{0,1,2}   Table 1's backdoored teams, POISON steps each
 #   abl_{ega,targeted,untargeted}_{mgr,max}.s0   Table 2's ablation on QMIX (the two
 #                                 combinations that are recipes reuse marnet_qmix, trojdrl_qmix)
+#   marnet_qmix_long.s0           MARNet with five times the poisoning budget
 #   qmix.3m_marker, {marnet,trojdrl}_3m.s{0,1,2}   the SMAC-style experiment (one poisoned
 #                                 agent of three)
 set -euo pipefail
@@ -44,6 +45,8 @@ lane_qmix() {
         poison "abl_untargeted_max.s$s" marnet qmix.stag10 stag10 $s \
             --param action=untargeted --param reward=max
     done
+    # does MARNet need a longer poisoning? five times the budget, one seed
+    POISON=$((5 * POISON)) poison marnet_qmix_long.s0 marnet qmix.stag10 stag10 0
 }
 lane_vdn() {
     expert vdn stag10 2100000 2

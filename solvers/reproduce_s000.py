@@ -164,6 +164,10 @@ def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
             recs = [_delivered(lg.get(n)) for n in names if _has(lg, n)]
             if recs:
                 groups.append((recipe, recs))
+        long = [_delivered(lg.get(n)) for n in (f"marnet_{learner}_long.s{s}" for s in cfg.seeds)
+                if not cfg.quick and _has(lg, n)]
+        if long:  # scripts/s000_lanes.sh: MARNet with five times the poisoning budget
+            groups.append(("marnet_long", long))
         ex = groups[0][1][0]
         for label, recs in groups:
             sw = sweep(scenario, recs, cfg.episodes, 0, cfg.device)

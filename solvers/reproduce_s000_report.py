@@ -21,7 +21,7 @@ from solvers.reproduce_s000 import (LEARNERS, SIZES, S000Config, S000Result, def
 from solvers.reproduce_s002_report import t_interval
 
 LABELS = {"normal": "normal", "mtl": "MTL", "trojdrl": "TrojDRL (targeted)", "marnet": "MARNet",
-          "ideal": "EGA played directly (bound)"}
+          "ideal": "EGA played directly (bound)", "marnet_long": "MARNet, 5× poisoning steps"}
 
 
 def per_seed(row, size: int, what: int = 0) -> list[float]:
