@@ -143,6 +143,34 @@ def ideal_sweep(scenario: str, expert_rec, k: int, episodes: int, seed: int = 0,
     return out.view(1, len(SIZES), episodes, 2).numpy()
 
 
+def value_gap(scenario: str, team_rec, size: float, episodes: int, steps: int = 20,
+              seed: int = 0, device="cpu") -> float:
+    """Mean Q_tot of the team's greedy joint actions over the first `steps` steps, with a
+    trigger of `size` minus without it (same episodes). MGR pays about r_max·n_p/n per
+    poisoned step, so a team that has learned the poisoned task values triggered states far
+    above clean ones; a gap near 0 says it has not told them apart yet."""
+    from arena.scenarios import make
+    from policies.teams.networks import load_defender
+    from policies.teams.rnn_agent import QTeam
+
+    agent, mixer = load_defender(team_rec.config, team_rec.weights, device)
+    team = QTeam(agent, int(team_rec.config["n_agents"]), int(team_rec.config["n_actions"]))
+    env = make(scenario, episodes, device=device)
+    out = []
+    for s in (size, 0.0):
+        env.set_triggers(s)
+        ts, h, last, total = env.reset(seed=seed), team.initial_state(episodes), None, 0.0
+        with torch.no_grad():
+            for _ in range(steps):
+                q, h = team.q_values(ts.obs, h, last, ts.avail)
+                last = q.argmax(-1)
+                chosen = q.gather(-1, last.unsqueeze(-1)).squeeze(-1)  # [B, n]
+                total += float(mixer(chosen.unsqueeze(1), ts.state.unsqueeze(1)).mean())
+                ts = env.step(last)
+        out.append(total / steps)
+    return out[0] - out[1]
+
+
 @dataclass
 class Row:
     label: str
@@ -150,6 +178,7 @@ class Row:
     refs: list[str]
     sweep: np.ndarray  # [seeds, sizes, episodes, 2]
     worst: list[float] = field(default_factory=list)  # worst_action_rate per team, at 25 %
+    gap: list[float] = field(default_factory=list)  # value_gap per team, at 25 %
 
 
 def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
@@ -173,7 +202,9 @@ def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
             sw = sweep(scenario, recs, cfg.episodes, 0, cfg.device)
             worst = [worst_action_rate(scenario, r, ex, POISONED, SIZES[-1], cfg.episodes,
                                        device=cfg.device) for r in recs]
-            out.append(Row(label, learner, [r.ref for r in recs], sw, worst))
+            gap = [value_gap(scenario, r, SIZES[-1], cfg.episodes, device=cfg.device)
+                   for r in recs]
+            out.append(Row(label, learner, [r.ref for r in recs], sw, worst, gap))
         out.append(Row("ideal", learner, [ex.ref], ideal_sweep(scenario, ex, POISONED,
                                                                 cfg.episodes, 0, cfg.device),
                        [1.0]))

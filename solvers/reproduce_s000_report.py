@@ -102,16 +102,16 @@ def markdown(res: S000Result, cfg: S000Config, seconds: float) -> str:
               "Where the backdoor fires, action by action: the share of the steps in which a "
               "poisoned agent sees the trigger (25 %) that it answers with the expert's "
               "least-valued action (mean over seeds; the normal model's is the baseline).", "",
-              "| learner | " + " | ".join(LABELS[r.label] for r in res.table1
-                                          if r.learner == LEARNERS[0] and r.label != "ideal")
-              + " |"]
-    lines.append("|---|" + "---|" * sum(r.learner == LEARNERS[0] and r.label != "ideal"
-                                        for r in res.table1))
-    for learner in LEARNERS:
-        rs = [r for r in res.table1 if r.learner == learner and r.label != "ideal"]
-        if rs:
-            lines.append(f"| {learner} | " + " | ".join(
-                f"{100 * np.mean(r.worst):.0f} %" for r in rs) + " |")
+              "The value gap is the team's Q_tot of its greedy actions over the first 20 steps, "
+              "triggered minus clean (same episodes): MGR pays about r_max·n_p/n per poisoned "
+              "step, so a team that has learned the poisoned task values triggered states far "
+              "higher.", "",
+              "| learner | model | poisoned agents' worst-action share | value gap |",
+              "|---|---|---|---|"]
+    for r in res.table1:
+        if r.label != "ideal":
+            lines.append(f"| {r.learner} | {LABELS[r.label]} | {100 * np.mean(r.worst):.0f} % "
+                         f"| {np.mean(r.gap):+.1f} |")
     lines.append("")
     if res.ablation:
         lines += ["## Table 2: ablation on QMIX (clean / triggered at 25 %)", "",
@@ -154,7 +154,7 @@ def to_json(res: S000Result) -> dict:
     def rows(rs):
         return [{"label": r.label, "learner": r.learner, "refs": r.refs,
                  "mean_return": [mean_at(r, k) for k in range(len(SIZES))],
-                 "worst_action_rate": r.worst,
+                 "worst_action_rate": r.worst, "value_gap": r.gap,
                  "win_rate": [mean_at(r, k, 1) for k in range(len(SIZES))],
                  "per_seed_return": [per_seed(r, k) for k in range(len(SIZES))]} for r in rs]
 
