@@ -4,14 +4,16 @@
 # it again (a policy already in the league is not trained twice).
 #
 #   scripts/s000_lanes.sh LEAGUE            # both lanes
-#   LANE=qmix scripts/s000_lanes.sh LEAGUE  # one lane: qmix (stag10 QMIX, ablation) or
-#                                           # vdn (stag10 VDN, then 3m_marker)
+#   LANE=qmix scripts/s000_lanes.sh LEAGUE  # one lane: qmix (stag10 QMIX, ablation), vdn
+#                                           # (stag10 VDN, then 3m_marker) or ood (after qmix)
 #
 #   qmix.stag10, vdn.stag10       the clean experts (the normal models), 2.1M steps
 #   {mtl,trojdrl,marnet}_{qmix,vdn}.s{0,1,2}   Table 1's backdoored teams, POISON steps each
 #   abl_{ega,targeted,untargeted}_{mgr,max}.s0   Table 2's ablation on QMIX (the two
 #                                 combinations that are recipes reuse marnet_qmix, trojdrl_qmix)
 #   marnet_qmix_long.s0           MARNet with five times the poisoning budget
+#   qmix.stag10_ood, marnet_ood.s{0,1,2}   LANE=ood: the out-of-distribution trigger, from
+#                                 qmix.stag10 with zero weights on the trigger channel
 #   qmix.3m_marker, {marnet,trojdrl}_3m.s{0,1,2}   the SMAC-style experiment (one poisoned
 #                                 agent of three)
 set -euo pipefail
@@ -60,9 +62,24 @@ lane_vdn() {
         done
     done
 }
+lane_ood() {  # the out-of-distribution trigger, from the same QMIX expert widened
+    have qmix.stag10_ood || .venv/bin/python - "$L" <<'PY'
+import sys
+from policies.backdoor.ood import widen_for_ood
+from policies.build import base_provenance
+from store import League
+with League(sys.argv[1], "a") as lg:
+    r = lg.get("qmix.stag10")
+    config, weights = widen_for_ood(r.config, r.weights)
+    lg.add_policy("qmix.stag10_ood", "defender", "qmix", "stag10_ood", config, weights,
+                  base_provenance(parent=r.ref, widened_from=r.ref))
+PY
+    for s in 0 1 2; do poison "marnet_ood.s$s" marnet qmix.stag10_ood stag10_ood $s; done
+}
 case "${LANE:-both}" in
     qmix) lane_qmix ;;
     vdn) lane_vdn ;;
+    ood) lane_ood ;;
     *) lane_qmix > "$L.qmix.log" 2>&1 & P1=$!
        lane_vdn > "$L.vdn.log" 2>&1 & P2=$!
        wait $P1; wait $P2 ;;

@@ -197,18 +197,37 @@ def rows_table1(lg, cfg: S000Config, scenario="stag10") -> list[Row]:
                 if not cfg.quick and _has(lg, n)]
         if long:  # scripts/s000_lanes.sh: MARNet with five times the poisoning budget
             groups.append(("marnet_long", long))
-        ex = groups[0][1][0]
-        for label, recs in groups:
-            sw = sweep(scenario, recs, cfg.episodes, 0, cfg.device)
-            worst = [worst_action_rate(scenario, r, ex, POISONED, SIZES[-1], cfg.episodes,
-                                       device=cfg.device) for r in recs]
-            gap = [value_gap(scenario, r, SIZES[-1], cfg.episodes, device=cfg.device)
-                   for r in recs]
-            out.append(Row(label, learner, [r.ref for r in recs], sw, worst, gap))
-        out.append(Row("ideal", learner, [ex.ref], ideal_sweep(scenario, ex, POISONED,
-                                                                cfg.episodes, 0, cfg.device),
-                       [1.0]))
+        out += measure(scenario, learner, groups, cfg)
     return out
+
+
+def measure(scenario: str, learner: str, groups: list, cfg: S000Config) -> list[Row]:
+    """Rows of (label, records) groups whose first is the normal model (the expert), and the
+    EGA bound played from that expert."""
+    ex = groups[0][1][0]
+    out = []
+    for label, recs in groups:
+        sw = sweep(scenario, recs, cfg.episodes, 0, cfg.device)
+        worst = [worst_action_rate(scenario, r, ex, POISONED, SIZES[-1], cfg.episodes,
+                                   device=cfg.device) for r in recs]
+        gap = [value_gap(scenario, r, SIZES[-1], cfg.episodes, device=cfg.device)
+               for r in recs]
+        out.append(Row(label, learner, [r.ref for r in recs], sw, worst, gap))
+    out.append(Row("ideal", learner, [ex.ref], ideal_sweep(scenario, ex, POISONED, cfg.episodes,
+                                                            0, cfg.device), [1.0]))
+    return out
+
+
+def rows_ood(lg, cfg: S000Config) -> list[Row]:
+    """MARNet with the out-of-distribution trigger (stag10_ood) from the QMIX expert widened
+    to read it (policies.backdoor.ood; scripts/s000_lanes.sh, LANE=ood)."""
+    expert = "qmix.stag10_ood"
+    if cfg.quick or not _has(lg, expert):
+        return []
+    recs = [_delivered(lg.get(f"marnet_ood.s{s}")) for s in cfg.seeds
+            if _has(lg, f"marnet_ood.s{s}")]
+    return measure("stag10_ood", "qmix", [("normal", [lg.get(expert)])]
+                   + ([("marnet", recs)] if recs else []), cfg)
 
 
 def _name(recipe: str, learner: str, seed: int, cfg: S000Config) -> str:
@@ -340,6 +359,7 @@ class S000Result:
     ablation: dict
     table3: dict
     smac: list[Row]
+    ood: list[Row] = field(default_factory=list)
 
 
 def run(league_open: Callable, cfg: S000Config, hooks: Hooks | None = None) -> S000Result:
@@ -350,5 +370,6 @@ def run(league_open: Callable, cfg: S000Config, hooks: Hooks | None = None) -> S
         t1 = rows_table1(lg, cfg)
         abl = {} if cfg.quick else rows_ablation(lg, cfg)
         smac = [] if cfg.quick or not cfg.smac else rows_smac(lg, cfg)
+        ood = rows_ood(lg, cfg)
     t3 = table3(league_open, cfg, hooks)
-    return S000Result(t1, abl, t3, smac)
+    return S000Result(t1, abl, t3, smac, ood)

@@ -144,6 +144,19 @@ def markdown(res: S000Result, cfg: S000Config, seconds: float) -> str:
             lines.append(f"| {LABELS[r.label]} | "
                          + " | ".join(cell(r, k, 1, pct=True) for k in range(len(SIZES))) + " |")
         lines.append("")
+    if res.ood:
+        lines += ["## The out-of-distribution trigger (stag10_ood, QMIX)", "",
+                  "The same QMIX expert, given the trigger channel with zero weights (it plays "
+                  "as before), poisoned by MARNet as above: team return by trigger size, the "
+                  "poisoned agents' worst-action share and the value gap at 25 %.", "",
+                  "| model | " + " | ".join(f"{s:.0%}" for s in SIZES) + " | worst | gap |",
+                  "|---|" + "---|" * (len(SIZES) + 2)]
+        for r in res.ood:
+            tail = (f" | {100 * np.mean(r.worst):.0f} % | {np.mean(r.gap):+.1f} |"
+                    if r.label != "ideal" else " | | |")
+            lines.append(f"| {LABELS[r.label]} | "
+                         + " | ".join(cell(r, k) for k in range(len(SIZES))) + tail)
+        lines.append("")
     lines += ["## The paper's trends", ""]
     lines += [f"- {'✓' if ok else '✗'} {text}" for text, ok in trends(res)]
     lines += ["", f"Generated in {seconds:.0f} s."]
@@ -162,7 +175,7 @@ def to_json(res: S000Result) -> dict:
             "ablation": {f"{a}+{b}": rows([r])[0] for (a, b), r in res.ablation.items()},
             "table3": {f"{d}/{learner}": {"clean": v[0], "triggered": v[1]}
                        for (d, learner), v in res.table3.items()},
-            "smac": rows(res.smac), "trends": [{"text": t, "ok": ok} for t, ok in trends(res)]}
+            "smac": rows(res.smac), "ood": rows(res.ood), "trends": [{"text": t, "ok": ok} for t, ok in trends(res)]}
 
 
 def reproduce(league_open: Callable, cfg: S000Config, out: Path, hooks=None):

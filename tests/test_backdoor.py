@@ -220,3 +220,27 @@ def test_pruning_cuts_the_least_active_units_and_keeps_them_cut(league):
     assert len(cut) == 16 and np.all(weights[HEAD][:, cut] == 0)
     assert not np.all(rec.weights[HEAD][:, cut] == 0)
     assert prov["activity_cut_max"] <= prov["activity_mean"]
+
+
+def test_a_team_widened_for_the_ood_trigger_plays_as_before():
+    from arena.scenarios import make
+    from policies.backdoor.ood import widen_for_ood
+    from policies.teams.networks import load_defender, load_team
+
+    ex = expert(5)
+    config, weights = widen_for_ood(ex.config, ex.weights)
+    assert config["obs_dim"] == scenario_spec("stag10_ood").obs_dim
+    old, new = load_team(ex.config, ex.weights), load_team(config, weights)
+    mix_old, mix_new = load_defender(ex.config, ex.weights)[1], load_defender(config, weights)[1]
+    e1, e2 = make("stag10", 4), make("stag10_ood", 4)
+    t1, t2 = e1.reset(seed=2), e2.reset(seed=2)
+    h1, h2, last = old.initial_state(4), new.initial_state(4), None
+    with torch.no_grad():
+        for _ in range(30):
+            (q1, h1), (q2, h2) = old.q_values(t1.obs, h1, last), new.q_values(t2.obs, h2, last)
+            assert torch.allclose(q1, q2, atol=1e-5)
+            qs = q1.max(-1).values.unsqueeze(1)
+            assert torch.allclose(mix_old(qs, t1.state.unsqueeze(1)),
+                                  mix_new(qs, t2.state.unsqueeze(1)), atol=1e-5)
+            last = q1.argmax(-1)
+            t1, t2 = e1.step(last), e2.step(last)
