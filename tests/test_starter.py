@@ -38,9 +38,12 @@ def test_every_policy_verifies_its_checksum(tmp_path):
             assert (scenario, name) in kinds, f"{name}.{scenario} missing"
         assert (scenario, f"psro_{scenario}_def") in kinds
     assert {("any", "random"), ("any", "fgsm"), ("any", "pgd")} <= kinds
+    # the backdoor surface on stag10: the expert, two backdoors, the defences and their cells
+    assert {("stag10", "qmix"), ("stag10", "marnet"), ("stag10", "trojdrl"), ("any", "finetune"),
+            ("any", "as_delivered"), ("any", "prune"), ("stag10", "finetune_vs_marnet")} <= kinds
 
 
-@pytest.mark.parametrize("scenario", ["3m", "pp7"])
+@pytest.mark.parametrize("scenario", ["3m", "pp7", "stag10"])
 def test_each_defender_beats_a_random_team_clean(tmp_path, scenario):
     league = copy_starter_league(tmp_path / "league.h5")
     with League(league) as lg:
