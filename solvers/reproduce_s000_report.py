@@ -71,6 +71,23 @@ def trends(res: S000Result) -> list[tuple[str, bool]]:
             out.append((f"{learner}: MTL barely works (triggered {t_mtl:.1f} at 25 %, within "
                         f"20 % of the normal model's {n_last:.1f})",
                         t_mtl >= n_last - 0.2 * abs(n_last)))
+    rows = {r.label: r for r in res.smac}
+    if "normal" in rows and "marnet" in rows:
+        n, m = rows["normal"], rows["marnet"]
+        w = [mean_at(m, k, 1) for k in range(len(SIZES))]
+        seeds = per_seed(m, 0, 1)
+        kept = sum(v >= 0.95 * mean_at(n, 0, 1) for v in seeds)
+        out.append((f"3m_marker: MARNet keeps the normal model's clean win rate "
+                    f"({100 * mean_at(n, 0, 1):.0f} %) within 5 % in {kept} of {len(seeds)} "
+                    f"seeds (" + ", ".join(f"{100 * v:.0f} %" for v in seeds) + ")",
+                    2 * kept > len(seeds)))
+        out.append(("3m_marker: MARNet's triggered win rate falls with the trigger size ("
+                    + " → ".join(f"{100 * v:.0f} %" for v in w) + ")",
+                    all(b <= a for a, b in zip(w, w[1:])) and w[-1] < w[0]))
+        if "trojdrl" in rows:
+            t = mean_at(rows["trojdrl"], 0, 1)
+            out.append((f"3m_marker: TrojDRL lowers the clean win rate ({100 * t:.0f} % vs "
+                        f"{100 * mean_at(n, 0, 1):.0f} %)", t < mean_at(n, 0, 1)))
     for learner in LEARNERS:
         none, ft = res.table3.get(("none", learner)), res.table3.get(("Fine-tune2", learner))
         if none and ft:
