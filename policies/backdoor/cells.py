@@ -57,7 +57,8 @@ def cell_name(defence: str, attacker: str) -> str:
 def find_cell_team(lg, defence: str, attacker: str) -> str | None:
     """The stored team of cell (defence ref, attacker ref), if the defence was applied."""
     name, want = cell_name(defence, attacker), {"defence": defence, "attacker": attacker}
-    for info in lg.list(role="defender"):
+    # every version: a newer one of the same name may hold another version pair's cell
+    for info in lg.list(role="defender", all_versions=True):
         if info.name == name and info.provenance.get(BACKDOOR_CELL) == want:
             return info.ref
     return None
