@@ -39,7 +39,8 @@ LEARNERS = ("qmix", "vdn")
 RECIPES = {"mtl": {}, "trojdrl": {}, "marnet": {}}
 ABLATION = {("ega", "mgr"): "marnet_qmix", ("targeted", "max"): "trojdrl_qmix",
             ("ega", "max"): "abl_ega_max", ("targeted", "mgr"): "abl_targeted_mgr",
-            ("untargeted", "mgr"): "abl_untargeted_mgr", ("untargeted", "max"): "abl_untargeted_max"}
+            ("untargeted", "mgr"): "abl_untargeted_mgr",
+            ("untargeted", "max"): "abl_untargeted_max"}
 DEFENCES = ("none", "Fine-tune1", "Fine-tune2", "fine-pruning")
 SMAC = ("3m_marker", "qmix.3m_marker", ("trojdrl", "marnet"))
 POISONED = 4  # the recipes' default poison_agents on stag10

@@ -192,7 +192,8 @@ def to_json(res: S000Result) -> dict:
             "ablation": {f"{a}+{b}": rows([r])[0] for (a, b), r in res.ablation.items()},
             "table3": {f"{d}/{learner}": {"clean": v[0], "triggered": v[1]}
                        for (d, learner), v in res.table3.items()},
-            "smac": rows(res.smac), "ood": rows(res.ood), "trends": [{"text": t, "ok": ok} for t, ok in trends(res)]}
+            "smac": rows(res.smac), "ood": rows(res.ood),
+            "trends": [{"text": t, "ok": ok} for t, ok in trends(res)]}
 
 
 def reproduce(league_open: Callable, cfg: S000Config, out: Path, hooks=None):

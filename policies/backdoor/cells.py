@@ -159,7 +159,9 @@ def _views(scenario, defences, attackers, teams, res) -> BackdoorTable:
     def view(clean: bool) -> PayoffTable:
         idx = [[(row[teams[i][j]], col[NO_ATTACK if clean else attackers[j]])
                 for j in range(A)] for i in range(D)]
-        pick = lambda a: np.array([[a[r, c] for r, c in line] for line in idx]).reshape(D, A)  # noqa: E731
+        def pick(a):
+            return np.array([[a[r, c] for r, c in line] for line in idx]).reshape(D, A)
+
         return PayoffTable(scenario, list(defences), list(attackers), pick(t.count),
                            pick(t.sum), pick(t.sumsq), pick(t.wins))
 
