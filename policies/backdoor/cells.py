@@ -159,6 +159,7 @@ def _views(scenario, defences, attackers, teams, res) -> BackdoorTable:
     def view(clean: bool) -> PayoffTable:
         idx = [[(row[teams[i][j]], col[NO_ATTACK if clean else attackers[j]])
                 for j in range(A)] for i in range(D)]
+
         def pick(a):
             return np.array([[a[r, c] for r, c in line] for line in idx]).reshape(D, A)
 
