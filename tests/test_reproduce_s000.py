@@ -43,3 +43,19 @@ def test_reproduce_s000_on_tiny_budgets(tmp_path):
     assert again.exit_code == 0, again.output
     with League(path) as lg:
         assert len(lg.list()) == stored
+
+
+def test_reproduce_s000_quick_reads_the_starter_and_trains_nothing(tmp_path):
+    from store.starter import copy_starter_league
+
+    path = copy_starter_league(tmp_path / "l.h5")
+    with League(path) as lg:
+        before = len(lg.list(all_versions=True))
+    res = CliRunner().invoke(main, ["--league", str(path), "--json", "reproduce", "s000",
+                                    "--quick", "--episodes", "4", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert {r["label"] for r in data["table1"]} >= {"normal", "trojdrl", "marnet"}
+    assert set(data["table3"]) == {"none/qmix", "Fine-tune1/qmix", "fine-pruning/qmix"}
+    with League(path) as lg:
+        assert len(lg.list(all_versions=True)) == before
