@@ -19,7 +19,8 @@ A scenario whose spec says `triggers=True` lets an attacker place a backdoor tri
 episode (the environment surface): `set_triggers(size)` takes a trigger size in [0, 1] per
 row, used from the row's next reset on (0: a clean episode, identical to one of the plain
 scenario), and every TimeStep's info holds `trigger_seen` [B, n], the agents whose
-observation shows a trigger.
+observation shows a trigger (the base class copies it from `_trigger_seen`, which the
+scenario's `_observe` sets).
 """
 
 from __future__ import annotations
@@ -333,6 +334,9 @@ class VecEnv:
 
     def _timestep(self, reward: torch.Tensor, info: dict) -> TimeStep:
         obs, state, avail = self._observe()
+        seen = getattr(self, "_trigger_seen", None)  # [B, n], set by `_observe` of a game
+        if seen is not None:  # with triggers: who sees one in this observation
+            info = {**info, "trigger_seen": seen.clone()}
         return TimeStep(
             obs=obs,
             state=state,

@@ -393,9 +393,3 @@ class GridHunt(VecEnv):
         seen = self.trigger.gather(1, win.view(B, n * K)).view(B, n, K).any(-1)
         self._trigger_seen = seen & here
         return obs, state, avail
-
-    def _timestep(self, reward, info):
-        ts = super()._timestep(reward, info)
-        ts.info = dict(ts.info)
-        ts.info["trigger_seen"] = self._trigger_seen.clone()  # [B, n], of this observation
-        return ts

@@ -112,9 +112,3 @@ class MarkerSmac(SmacLite):
         marker = torch.cat([visible[..., None].float(), offset], -1)  # [B, n, 3]
         self._trigger_seen = visible
         return torch.cat([obs, marker], -1), state, avail
-
-    def _timestep(self, reward, info):
-        ts = super()._timestep(reward, info)
-        ts.info = dict(ts.info)
-        ts.info["trigger_seen"] = self._trigger_seen.clone()  # [B, n], of this observation
-        return ts

@@ -42,7 +42,9 @@ class Poisoning:
         if self.action == "ega" and expert is None:
             raise ValueError("expert-guided action poisoning needs an expert team")
         self.gen = torch.Generator().manual_seed(int(seed) ^ 0x7B0D)
-        self.steps = self.poisoned_steps = 0
+        # counted on the device and read once at the end: no synchronisation per step
+        self.steps = torch.zeros((), dtype=torch.long, device=self.device)
+        self.poisoned_steps = torch.zeros((), dtype=torch.long, device=self.device)
 
     def before_reset(self, env) -> None:
         env.set_triggers(torch.where(self.rows, self.size, 0.0))
@@ -55,19 +57,18 @@ class Poisoning:
 
     def act(self, ts, actions: torch.Tensor) -> torch.Tensor:
         live = ~ts.done
-        step_p = marnet.poisoned_steps(ts.info["trigger_seen"], self.poisoned) & live
-        if self.recipe == "mtl":
+        if self.recipe == "mtl":  # the whole triggered episode is the poisoned task
             step_p = self.rows & live
-        self.steps += int(live.sum())
-        self.poisoned_steps += int(step_p.sum())
+        else:
+            step_p = marnet.poisoned_steps(ts.info["trigger_seen"], self.poisoned) & live
+        self.steps += live.sum()
+        self.poisoned_steps += step_p.sum()
         self.step_p = step_p
         out = actions
         if self.expert is not None:
             with torch.no_grad():
                 q, self.h = self.expert.q_values(ts.obs, self.h, self.last)
-        if self.recipe == "mtl":
-            pass
-        elif self.action == "ega":
+        if self.action == "ega":
             out = marnet.ega_actions(q, ts.avail, self.poisoned, step_p, actions)
         elif self.action == "targeted":
             out = trojdrl.targeted_actions(actions, ts.avail, self.poisoned, step_p, self.target)
@@ -91,4 +92,4 @@ class Poisoning:
 
     @property
     def poisoned_share(self) -> float:
-        return self.poisoned_steps / max(1, self.steps)
+        return int(self.poisoned_steps) / max(1, int(self.steps))

@@ -32,16 +32,16 @@ def unit_activity(config: dict, weights: dict, scenario: str, episodes: int, see
     h = team.initial_state(episodes)
     last = None
     total = torch.zeros(h.shape[-1], device=h.device)
-    count = 0
+    count = torch.zeros((), device=h.device)
     with torch.no_grad():
         while not bool(ts.done.all()):
             q, h = team.q_values(ts.obs, h, last, ts.avail)
             live = (~ts.done).unsqueeze(1) & ts.avail.any(-1)  # [B, n]
             total += (h.abs() * live.unsqueeze(-1)).sum((0, 1))
-            count += int(live.sum())
+            count += live.sum()
             last = q.argmax(-1)
             ts = env.step(last)
-    return total / max(1, count)
+    return total / count.clamp(min=1)
 
 
 def cut(weights: dict, units: np.ndarray) -> dict:
