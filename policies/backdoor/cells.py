@@ -103,29 +103,30 @@ def check_players(lg, scenario: str, defences: list[str], attackers: list[str]) 
 def materialise(league_open: Callable, scenario: str, defences: list[str],
                 attackers: list[str], device="cpu", on_event=None, on_progress=None,
                 should_stop=None) -> list[list[str]]:
-    """The team of every cell, applying (and storing) the defences not applied yet."""
+    """The team of every cell, applying (and storing) the defences not applied yet: the
+    league is read once, and each new team is stored as soon as it is made (a defence is a
+    training: an interrupted fill keeps what it finished)."""
     say = on_event or (lambda msg: None)
-    teams = []
-    for d in defences:
-        row = []
-        for a in attackers:
-            with league_open("r") as lg:
-                ref = find_cell_team(lg, d, a)
-                if ref is None:
-                    defence, rec = lg.get(d), lg.get(a, usable=True)
-            if ref is None:
-                say(f"applying {d} to {a}'s team")
-                kind, config, weights, prov = apply_defence(defence, rec, scenario, device,
-                                                            on_progress, should_stop)
-                prov = base_provenance(**{BACKDOOR_CELL: {"defence": d, "attacker": a},
-                                          "parent": a, "defence": {"kind": defence.kind,
-                                                                   **defence.config},
-                                          "steps": prov.get("steps", 0), **prov})
-                with league_open("a") as lg:
-                    ref = lg.add_policy(cell_name(d, a), "defender", kind, scenario, config,
-                                        weights, prov)
-            row.append(ref)
-        teams.append(row)
+    with league_open("r") as lg:
+        teams = [[find_cell_team(lg, d, a) for a in attackers] for d in defences]
+        missing = {(d, a) for d, row in zip(defences, teams) for a, t in zip(attackers, row)
+                   if t is None}
+        records = {r: lg.get(r, usable=True) for r in {x for pair in missing for x in pair}}
+    for i, d in enumerate(defences):
+        for j, a in enumerate(attackers):
+            if teams[i][j] is not None:
+                continue
+            defence = records[d]
+            say(f"applying {d} to {a}'s team")
+            kind, config, weights, prov = apply_defence(defence, records[a], scenario, device,
+                                                        on_progress, should_stop)
+            prov = base_provenance(**{BACKDOOR_CELL: {"defence": d, "attacker": a},
+                                      "parent": a, "defence": {"kind": defence.kind,
+                                                               **defence.config},
+                                      "steps": prov.get("steps", 0), **prov})
+            with league_open("a") as lg:
+                teams[i][j] = lg.add_policy(cell_name(d, a), "defender", kind, scenario,
+                                            config, weights, prov)
     return teams
 
 
