@@ -9,6 +9,14 @@ Row b of the batch is one episode played by defender member `team_of[b]` under a
     a     = greedy(q, avail)
     ts    = env.step(a)
 
+An attacker of the agent surface (a hijacked teammate) acts after the team chose:
+
+    a     = where(hijacked, attacker_j.act(ctx), greedy(q, avail))
+
+its hijacked agents (drawn once per episode) play its actions, which must be available; the
+others play the team's own, and never learn who is hijacked. Its cost is the number of
+hijacked agents.
+
 An attacker of the environment surface (a backdoor's trigger) acts once, before the reset:
 `trigger_size` of its rows' episodes is placed by the scenario (`VecEnv.set_triggers`); its
 cost is that size.
@@ -100,6 +108,35 @@ class EnvironmentAttacker(Protocol):
     def reset(self, rows: int, device) -> None: ...
 
 
+@dataclass
+class AgentContext:
+    """What an agent attacker may use for its rows (R of them): its own agents' observations
+    and those of the victims it may watch, and the actions every agent took last step."""
+
+    hijacked: torch.Tensor  # [R, n] bool: the agents whose actions it chooses
+    obs: torch.Tensor  # [R, n, o]
+    avail: torch.Tensor  # [R, n, A]
+    state: torch.Tensor  # [R, state_dim]
+    last_action: torch.Tensor  # [R, n, A] one-hot of the actions taken at t − 1 (0 at t = 0)
+    t: int
+    rand: Callable[..., torch.Tensor]  # rand(*shape) -> [R, *shape], per-episode streams
+    rows: torch.Tensor  # [R] indices into the batch
+
+
+class AgentAttacker(Protocol):
+    """An attacker with `surface = "agent"`: it takes over some team members' actions."""
+
+    surface: str
+
+    def reset(self, rows: int, device) -> None: ...
+
+    def hijacked(self, n_agents: int, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """[R, n] bool, drawn once per episode from its stream."""
+
+    def act(self, ctx: AgentContext) -> torch.Tensor:
+        """[R, n] long: actions of (at least) the hijacked agents, available ones."""
+
+
 class MessageAttacker(Protocol):
     """An attacker with `surface = "message"` (attackers without `surface` are observation
     attackers)."""
@@ -135,7 +172,7 @@ def episode_seeds(seed: int, first: int, count: int, device=None) -> torch.Tenso
     return mix64(mix64(torch.full_like(idx, int(seed))) + idx * 0x2545F4914F6CDD1D)
 
 
-_SALT_ATTACK, _SALT_FREQ, _SALT_MALICIOUS = 0x51ED27, 0x7A11CE, 0x3A11CE5
+_SALT_ATTACK, _SALT_FREQ, _SALT_MALICIOUS, _SALT_HIJACK = 0x51ED27, 0x7A11CE, 0x3A11CE5, 0x41AC7
 
 
 def stream_salt(name: str) -> int:
@@ -192,6 +229,7 @@ def play(
     if len(salts) != len(attackers):
         raise ValueError(f"{len(salts)} attack salts for {len(attackers)} attackers")
     malicious = _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device)
+    hijacked = _draw_hijacked(attackers, groups, seeds, salts, n, device)
     _place_triggers(env, attackers, groups, cost_sum, cost_n)
     ts = env.reset(seeds=seeds)
     t = 0
@@ -200,7 +238,7 @@ def play(
         seen = ts.obs.clone()
         for k, rows in groups:
             rows = rows[active[rows]]
-            if surface(attackers[k]) == "environment":
+            if surface(attackers[k]) in ("environment", "agent"):
                 continue
             on_messages = surface(attackers[k]) == "message"
             if len(rows) == 0 or on_messages and t == 0:
@@ -238,6 +276,14 @@ def play(
             for k, (sur, sur_of) in (surrogates or {}).items():
                 _, sur_hidden[k] = sur.q_values(seen, sur_hidden[k], last, sur_of)
         actions = greedy(q, ts.avail)
+        for k, rows in groups:
+            if surface(attackers[k]) == "agent":
+                rows = _acting(rows, active, freq, k, seeds, t)
+                if len(rows):
+                    actions[rows] = _hijack(attackers[k], rows, hijacked[rows], actions[rows],
+                                            ts, last, t, seeds ^ salts[k])
+                    cost_sum[rows] += hijacked[rows].sum(1).float()
+                    cost_n[rows] += 1
         last = torch.nn.functional.one_hot(actions, A).float()
         ts = env.step(actions)
         ret += ts.reward
@@ -277,6 +323,46 @@ def _place_triggers(env, attackers, groups, cost_sum, cost_n) -> None:
         cost_sum[rows] = float(attackers[k].trigger_size)
         cost_n[rows] = 1
     env.set_triggers(size)
+
+
+def _acting(rows, active, freq, k, seeds, t) -> torch.Tensor:
+    """The rows of attacker k that it acts on at step t: live ones, in the share `freq[k]`."""
+    rows = rows[active[rows]]
+    if freq is not None and freq[k] < 1.0 and len(rows):
+        u = uniform_from(seeds[rows] ^ _SALT_FREQ, t, ()).view(-1)
+        rows = rows[u < freq[k]]
+    return rows
+
+
+def _draw_hijacked(attackers, groups, seeds, salts, n, device) -> torch.Tensor:
+    """bool [B, n]: each agent attacker's hijacked agents of its rows, drawn once per episode."""
+    hijacked = torch.zeros(len(seeds), n, dtype=torch.bool, device=device)
+    for k, rows in groups:
+        if surface(attackers[k]) != "agent":
+            continue
+        hij = attackers[k].hijacked(n, Streams(seeds[rows] ^ salts[k] ^ _SALT_HIJACK, 0))
+        if tuple(hij.shape) != (len(rows), n):
+            raise ValueError(f"hijacked agents of shape {tuple(hij.shape)}, not {(len(rows), n)}")
+        hijacked[rows] = hij.to(device=device, dtype=torch.bool)
+    return hijacked
+
+
+def _hijack(attacker, rows, hijacked, team_actions, ts, last, t, keys) -> torch.Tensor:
+    """The rows' actions with the hijacked agents' replaced by the attacker's; ValueError when
+    it picks an unavailable action for one of them."""
+    ctx = AgentContext(hijacked=hijacked, obs=ts.obs[rows], avail=ts.avail[rows],
+                       state=ts.state[rows], last_action=last[rows], t=t,
+                       rand=Streams(keys[rows], t), rows=rows)
+    with torch.no_grad():
+        chosen = attacker.act(ctx)
+    if tuple(chosen.shape) != tuple(team_actions.shape):
+        raise ValueError(f"an agent attacker returned actions of shape {tuple(chosen.shape)}, "
+                         f"not {tuple(team_actions.shape)}")
+    out = torch.where(hijacked, chosen.to(team_actions), team_actions)
+    legal = ctx.avail.gather(-1, out.unsqueeze(-1)).squeeze(-1)
+    if not bool(legal[hijacked].all()):
+        raise ValueError("an agent attacker chose an unavailable action for a hijacked agent")
+    return out
 
 
 def _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device) -> torch.Tensor:

@@ -421,3 +421,33 @@ class Reporter:
     def hooks(self, klass):
         return klass(say=self.say, train=self.train, progress=self.progress, done=self.close,
                      fill=self.fill)
+
+
+def attack_summary(prov: dict) -> str:
+    """The trained attacker's final evaluation in words (the provenance keeps the raw keys)."""
+    def pair(what, attacked, clean, fmt):
+        if prov.get(attacked) is None:
+            return None
+        text = f"victim {what} under attack {format(prov[attacked], fmt)}"
+        if prov.get(clean) is not None:
+            text += f" (without attack {format(prov[clean], fmt)})"
+        return text
+
+    parts = [pair("return", "final_attacked_return", "final_clean_return", ".2f"),
+             pair("win rate", "final_attacked_win", "final_clean_win", ".0%")]
+    if prov.get("final_random_return") is not None:
+        parts.append(f"under msg_random {prov['final_random_return']:.2f}")
+    parts = [p for p in parts if p]
+    if prov.get("steps") is not None:
+        parts.append(f"{int(prov['steps']):,} steps")
+    return ", ".join(parts) or "no evaluation recorded"
+
+
+def takeover_summary(prov: dict) -> str:
+    """A team retrained against a hijacked teammate: its last round, before and after."""
+    rounds = (prov.get("robust") or {}).get("per_round") or []
+    if not rounds:
+        return ""
+    e = rounds[-1]
+    return (f"; under the round-{e['round']} adversary {e['attacked_before']:.2f} → "
+            f"{e['attacked_after']:.2f}, clean {e['clean_before']:.2f} → {e['clean_after']:.2f}")

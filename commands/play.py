@@ -202,7 +202,7 @@ def _backdoor_matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, m
               help="Training steps of each adaptive attacker.")
 @click.option("--adaptive-eps", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True,
               help="ε of the adaptive attackers.")
-@click.option("--surface", type=click.Choice(["observation", "message", "backdoor"]),
+@click.option("--surface", type=click.Choice(["observation", "message", "backdoor", "agent"]),
               default="observation", show_default=True,
               help="The game the default players come from: observation attackers against every "
                    "defender, message attackers against communicating teams, or backdoor "
@@ -228,6 +228,7 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
       arena matrix --adaptive atla,pa_ad            # atla*: ATLA trained against each row
       arena matrix --scenario pp7 --surface message # message attackers vs commnet teams
       arena matrix --scenario stag10 --surface backdoor  # defences × backdoors
+      arena matrix --scenario 3m --surface agent    # teams × hijacked teammates
 
     \b
     `atla` is the stored attacker trained against one defender (a transfer attack for the other

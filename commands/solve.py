@@ -12,7 +12,7 @@ from commands.common import (Ctx, CountProgress, default_scenario, emit, json_op
 
 
 # policies.surfaces.SURFACES, spelt here: importing it loads torch before `--help`
-SURFACES = ("observation", "message", "backdoor")
+SURFACES = ("observation", "message", "backdoor", "agent")
 
 
 def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=(),
@@ -184,18 +184,23 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--surface", type=click.Choice(SURFACES), default="observation",
               show_default=True, help="The threat surface of the game; message: ℜ-MACRL "
               "(message attackers against communicating teams and their filters); backdoor: "
-              "MARNet (backdoor defences against backdoor attackers, triggered return).")
-@click.option("--attacker-oracle", type=click.Choice(["pa_ad", "atla", "msg_ppo", "marnet"]),
+              "MARNet (backdoor defences against backdoor attackers, triggered return); "
+              "agent: hijacked teammates (takeover attackers against teams).")
+@click.option("--attacker-oracle", type=click.Choice(["pa_ad", "atla", "msg_ppo", "marnet",
+                                                      "takeover_ppo", "takeover_dev"]),
               help="Default: pa_ad on observations, msg_ppo on messages, marnet on backdoors "
-              "(re-poisons the heaviest attacker's team as the heaviest defence left it).")
+              "(re-poisons the heaviest attacker's team as the heaviest defence left it), "
+              "takeover_ppo on agents.")
 @click.option("--defender-oracle",
-              type=click.Choice(["fgsm", "mixture", "msg_filter", "finetune"]),
+              type=click.Choice(["fgsm", "mixture", "msg_filter", "finetune", "takeover"]),
               help="fgsm: FGSM adversarial training; mixture: train against the attacker "
               "meta-strategy; msg_filter: a message filter against it (the message surface's "
               "default; fgsm is the observation surface's); finetune: a fine-tuning defence "
-              "with twice the budget of σ_D's largest (the backdoor surface's).")
+              "with twice the budget of σ_D's largest (the backdoor surface's); takeover: the "
+              "heaviest defender retrained while σ_A hijacks its members (the agent surface's).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="msg_ppo oracle only: targets, omega, combine, alpha, sigma, hidden.")
+              help="msg_ppo oracle: targets, omega, combine, alpha, sigma, hidden; takeover "
+              "oracles: targets, watch, hidden (and eta, obs_weight for takeover_dev).")
 @click.option("--meta", type=click.Choice(["lp", "rd", "alpharank", "uniform"]), default="lp",
               show_default=True)
 @click.option("--episodes", default=32, show_default=True, help="Episodes per cell.")
@@ -224,6 +229,8 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker
           --attackers msg_random --iterations 3          # ℜ-MACRL
       arena psro --surface backdoor --scenario stag10 --defenders keep,ft \
           --attackers mn --iterations 2 --steps-per-oracle 20000  # MARNet
+      arena psro --surface agent --scenario 3m --defenders qmix \
+          --attackers takeover_random --iterations 2        # hijacked teammates
       arena psro --resume psro1
     """
     from arena.core import resolve_device
@@ -243,7 +250,8 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker
                                defender_oracle=defender_oracle or dfd[0],
                                meta=meta, episodes=episodes, steps_per_oracle=steps_per_oracle,
                                eps=eps, tol=tol, seed=seed, device=device, surface=surface,
-                               attacker_params=_oracle_params(params))
+                               attacker_params=_oracle_params(
+                                   attacker_oracle or att[0], params))
         if not cfg.defenders:
             raise click.UsageError("give the starting defenders with --defenders")
 
@@ -288,12 +296,19 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker
         f"run {run_id}: value {its[-1].value:.3f}; mixtures stored as {refs[0]} and {refs[1]}"))
 
 
-def _oracle_params(params) -> dict:
-    """--param pairs of the msg_ppo oracle, range-checked by its kind before any work."""
+_ORACLE_PARAMS = {"msg_ppo": ("targets", "omega", "combine", "alpha", "sigma", "hidden"),
+                  "takeover_ppo": ("targets", "watch", "hidden"),
+                  "takeover_dev": ("targets", "watch", "hidden", "eta", "obs_weight")}
+
+
+def _oracle_params(oracle: str, params) -> dict:
+    """--param pairs of the msg_ppo or takeover oracle, range-checked by its kind first."""
     if not params:
         return {}
-    return kind_params("msg_ppo", params, ("targets", "omega", "combine", "alpha", "sigma",
-                                           "hidden"), "the msg_ppo oracle takes")
+    if oracle not in _ORACLE_PARAMS:
+        raise click.UsageError(f"--param is for the {', '.join(_ORACLE_PARAMS)} oracles, not "
+                               f"{oracle}")
+    return kind_params(oracle, params, _ORACLE_PARAMS[oracle], f"the {oracle} oracle takes")
 
 
 def _iteration_line(it: dict) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-
 import click
 
-from commands.common import (Ctx, StopOnInterrupt, TrainProgress, emit, json_option,
-                             kind_params)
+from commands.common import (Ctx, StopOnInterrupt, TrainProgress, attack_summary, emit,
+                             json_option, kind_params, takeover_summary)
 from commands.options import SEED, parse_seeds, scenario_name
 
 BACKDOOR_RECIPES = ("marnet", "trojdrl", "mtl", "honest")  # policies.backdoor.RECIPES
+TAKEOVER_ALGOS = ("takeover_ppo", "takeover_dev")  # policies.agent.train_takeover.ALGOS
 
 
 def policy_name(_ctx, param, value: str) -> str:
@@ -90,10 +90,12 @@ class _Notes:
                    "one was measured too few for the traffic junction).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", callback=parse_seeds, help=SEEDS_HELP)
-@click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad", "none"]),
+@click.option("--adv", type=click.Choice(["fgsm", "atla", "pa_ad", "takeover", "none"]),
               help="Robust training: FGSM perturbations, or alternating with a learned adversary "
-                   "(atla|pa_ad); none: no perturbation (with --reg policy: the regulariser "
-                   "alone).")
+                   "(atla|pa_ad); takeover: alternating with a hijacked teammate (needs --init); "
+                   "none: no perturbation (with --reg policy: the regulariser alone).")
+@click.option("--takeover-algo", type=click.Choice(TAKEOVER_ALGOS), default="takeover_ppo",
+              show_default=True, help="--adv takeover: the adversarial teammate's algorithm.")
 @click.option("--rounds", default=2, show_default=True, type=click.IntRange(min=1),
               help="Alternation rounds (--adv atla|pa_ad).")
 @click.option("--attacker-steps", default=30_000, show_default=True, type=click.IntRange(min=1),
@@ -127,7 +129,7 @@ class _Notes:
 def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, envs, seed,
                        seeds, adv, rounds, attacker_steps, attacker_cap, weak_fraction, adv_eps,
                        adv_fraction, reg, kappa, hinge_c, init_ref, test_every, test_attacks,
-                       updates_per_collect):
+                       updates_per_collect, takeover_algo):
     """Train a QMIX or VDN team and store it as NAME (a new version).
 
     With --reg policy the team trains under FGSM perturbations (ε = --eps), as the paper's
@@ -142,6 +144,7 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
       arena train defender qmix_fgsm --scenario 3m --adv fgsm --eps 0.2
       arena train defender qmix_reg --scenario 3m --reg policy --init qmix
       arena train defender qmix_paad --scenario 3m --adv pa_ad --init qmix --rounds 2
+      arena train defender qmix_tk --scenario 3m --adv takeover --init qmix --adv-fraction 0.5
       arena train defender guard --algo msg_filter --init commnet --against mp,noise
     """
     if algo == "msg_filter":
@@ -175,7 +178,9 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
     elif reg:
         click.echo("note: the regulariser is meant to start from a trained clean model (--init)",
                    err=True)
-    learned_adv = adv in ("atla", "pa_ad")
+    learned_adv = adv in ("atla", "pa_ad", "takeover")
+    if adv == "takeover" and init is None:
+        raise click.UsageError("--adv takeover retrains a trained team: give --init")
     out = []
     with StopOnInterrupt() as stopper:
         for run_name, run_seed in runs:
@@ -189,7 +194,13 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
                                       device=str(resolve_device(ctx.device)))
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:
                 notes = _Notes(ctx, bar)
-                if learned_adv:
+                if adv == "takeover":
+                    from policies.agent.retrain import train_takeover_retrained
+
+                    result, _ = train_takeover_retrained(
+                        cfg, takeover_algo, rounds, attacker_steps, fraction=adv_fraction,
+                        on_progress=notes, should_stop=lambda: stopper.stop)
+                elif learned_adv:
                     from policies.observation.adversarial_training import train_robust_defender
 
                     result = train_robust_defender(cfg, adv, rounds, attacker_steps, notes,
@@ -200,7 +211,8 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
                     result = train_defender(cfg, on_progress=notes,
                                             should_stop=lambda: stopper.stop)
             perturbation = training_perturbation(cfg, learned_adv)
-            against = (f"{adv} eps={adv_eps}" if learned_adv else
+            against = (f"{takeover_algo} (hijacked teammate)" if adv == "takeover" else
+                       f"{adv} eps={adv_eps}" if learned_adv else
                        f"fgsm eps={adv_eps}" if perturbation == "fgsm" else None)
             prov = base_provenance(**{**result.provenance, "parent": parent,
                                       "partial": result.partial, "trained_against": against,
@@ -232,7 +244,8 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
             click.echo(f"stored {data['ref']}{tag}: {prov.get('steps', 0):,} steps, "
                        f"test return {prov.get('final_test_return', float('nan')):.2f}"
                        + (f" ({robust})" if robust else "")
-                       + f", win rate {prov.get('final_test_win', float('nan')):.0%}")
+                       + f", win rate {prov.get('final_test_win', float('nan')):.0%}"
+                       + takeover_summary(prov))
 
     emit(ctx, _family_output(name, seeds, [d for d, _ in out]), human)
 
@@ -304,7 +317,8 @@ def _family_output(name: str, seeds, runs: list[dict]) -> dict:
 
 @train.command("attacker")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["atla", "pa_ad", "msg_ppo", *BACKDOOR_RECIPES]),
+@click.option("--algo", type=click.Choice(["atla", "pa_ad", "msg_ppo", *TAKEOVER_ALGOS,
+                                          *BACKDOOR_RECIPES]),
               default="pa_ad", show_default=True,
               help="atla, pa_ad: observation attackers; msg_ppo: ℜ-MACRL's message attacker "
                    "(against a communicating team); marnet, trojdrl, mtl: a backdoored team "
@@ -341,6 +355,7 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, expert, poison_agents, tri
       arena train attacker atla --algo atla --against qmix_fgsm --steps 200000
       arena train attacker pa_ad --against qmix --seeds 0,1,2   # pa_ad.s0, pa_ad.s1, pa_ad.s2
       arena train attacker mp --algo msg_ppo --scenario pp7 --against commnet --param omega=0.5
+      arena train attacker takeover_dev --algo takeover_dev --against qmix --scenario 3m
       arena train attacker marnet --algo marnet --expert qmix --scenario stag10 --steps 100000
       arena train attacker trojdrl --algo trojdrl --expert qmix --trigger-fraction 0.2
     """
@@ -377,6 +392,12 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, expert, poison_agents, tri
         )
 
         extra = msg_params
+    elif algo in TAKEOVER_ALGOS:
+        from policies.agent.train_takeover import (
+            TakeoverTrainConfig as TrainConfig, train_takeover as trainer,
+        )
+
+        extra = {"algo": algo, **msg_params}
     else:
         from policies.observation.train_attacker import (
             AttackerTrainConfig as TrainConfig, train_attacker as trainer,
@@ -464,37 +485,20 @@ def _train_backdoor(ctx: Ctx, name, algo, expert, scenario, poison_agents, trigg
     emit(ctx, _family_output(name, seeds, out), human)
 
 
-_MSG_PPO_PARAMS = ("targets", "omega", "combine", "alpha", "sigma", "hidden")
+_PARAMS = {"msg_ppo": ("targets", "omega", "combine", "alpha", "sigma", "hidden"),
+           "takeover_ppo": ("targets", "watch", "hidden"),
+           "takeover_dev": ("targets", "watch", "hidden", "eta", "obs_weight", "model_hidden")}
 
 
 def _msg_params(algo: str, params) -> dict:
-    """--param pairs of msg_ppo, parsed and range-checked by its kind before any work."""
-    if algo != "msg_ppo":
+    """--param pairs of msg_ppo and the takeover attackers, parsed and range-checked by their
+    kind before any work."""
+    if algo not in _PARAMS:
         if params:
-            raise click.UsageError("--param is for --algo msg_ppo; atla and pa_ad take --eps "
-                                   "and --norm")
+            raise click.UsageError("--param is for --algo msg_ppo|takeover_ppo|takeover_dev; "
+                                   "atla and pa_ad take --eps and --norm")
         return {}
-    return kind_params("msg_ppo", params, _MSG_PPO_PARAMS, "msg_ppo trains with", full=True)
-
-
-def attack_summary(prov: dict) -> str:
-    """The trained attacker's final evaluation in words (the provenance keeps the raw keys)."""
-    def pair(what, attacked, clean, fmt):
-        if prov.get(attacked) is None:
-            return None
-        text = f"victim {what} under attack {format(prov[attacked], fmt)}"
-        if prov.get(clean) is not None:
-            text += f" (without attack {format(prov[clean], fmt)})"
-        return text
-
-    parts = [pair("return", "final_attacked_return", "final_clean_return", ".2f"),
-             pair("win rate", "final_attacked_win", "final_clean_win", ".0%")]
-    if prov.get("final_random_return") is not None:
-        parts.append(f"under msg_random {prov['final_random_return']:.2f}")
-    parts = [p for p in parts if p]
-    if prov.get("steps") is not None:
-        parts.append(f"{int(prov['steps']):,} steps")
-    return ", ".join(parts) or "no evaluation recorded"
+    return kind_params(algo, params, _PARAMS[algo], f"{algo} trains with", full=True)
 
 
 COMMANDS = [train]

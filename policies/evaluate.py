@@ -34,7 +34,8 @@ def default_players(lg, scenario: str, final_only: bool = True,
                     surface: str = "observation") -> tuple[list[str], list[str]]:
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
     it, the no-attack column first. `surface` picks the game: "observation" leaves message
-    attackers out; "message" keeps only communicating defenders and message attackers (they
+    and agent attackers out; "agent" keeps the hijacking attackers beside the clean column;
+    "message" keeps only communicating defenders and message attackers (they
     cannot play against a team that sends nothing). `final_only` (the default of every table
     command) leaves out PSRO's intermediate best responses; their run's mixture policies stay,
     and any policy can still be named explicitly. "backdoor" pairs the backdoor defences with

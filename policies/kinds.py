@@ -107,7 +107,7 @@ class Param:
 class Kind:
     name: str
     role: str
-    surface: str  # "team" for defenders; "observation", "message", "action", "environment"
+    surface: str  # "team" for defenders; "observation", "message", "agent", "environment"
     learned: bool  # needs weights (trained) or is parameter-only
     description: str
     params: tuple[Param, ...] = field(default_factory=tuple)
@@ -262,6 +262,39 @@ register(
         ),
     )
 )
+# The agent surface (policies.agent): an attacker takes over `targets` team members.
+_HIJACKED = Param("targets", "targets", 1,
+                  "hijacked agents: a count drawn per episode, indices like 0,2 (one index: "
+                  "1,), or all")
+_TAKEOVER = (
+    _HIJACKED,
+    Param("watch", "bool", True,
+          "the adversary also reads every agent's observation and last action"),
+    Param("hidden", "int", 64, "width of the policy and value networks", 1, 4096),
+    Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
+    Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),
+    Param("n_actions", "int", 1, "number of actions (set by training)", 1, None),
+    Param("state_dim", "int", 1, "state size, critic input (set by training)", 1, None),
+)
+register(Kind("takeover_random", "attacker", "agent", False,
+              "hijacked teammates play uniformly random available actions", (_HIJACKED,)))
+register(Kind("takeover_ppo", "attacker", "agent", True,
+              "adversarial teammate: hijacked agents play a PPO policy trained on −team reward",
+              _TAKEOVER + (Param("algo", "choice", "takeover_ppo", "network family",
+                                 choices=("takeover_ppo",)),)))
+register(Kind("takeover_dev", "attacker", "agent", True,
+              "adversarial teammate with the victim-deviation terms (Wu et al. 2021): PPO "
+              "plus η·(deviation of the victims' predicted next action and observation)",
+              _TAKEOVER + (
+                  Param("eta", "float", 0.06, "weight η of the deviation terms", 0.0, 1000.0),
+                  Param("obs_weight", "float", 1.0,
+                        "signed weight of the observation deviation (−: keep it small, as "
+                        "the authors' code)", -1000.0, 1000.0),
+                  Param("model_hidden", "int", 64, "width of the victim models", 1, 4096),
+                  Param("model_seed", "int", 0, "seed of the victim models' initialisation",
+                        0, 2**31),
+                  Param("algo", "choice", "takeover_dev", "network family",
+                        choices=("takeover_dev",)))))
 # Team network sizes as `network_config` (policies.learners.train_defender) writes them. The
 # upper bounds keep one team under ~10^8 parameters: a GRU of width h holds ~6·h² weights,
 # so a typo like hidden=1000000 is refused before anything is allocated.

@@ -3,7 +3,8 @@
 Defenders are plain teams (qmix, vdn, commnet, tarmac, ndq), message filters in front of a
 communicating team (msg_filter), or mixtures of them; attackers are
 parameter-only kinds (none, random, fgsm, pgd; msg_random on the message surface), learned
-ones (atla, pa_ad; msg_ppo on the message surface), backdoors (marnet, trojdrl, mtl,
+ones (atla, pa_ad; msg_ppo on the message surface), hijacked teammates (takeover_random,
+takeover_ppo, takeover_dev on the agent surface), backdoors (marnet, trojdrl, mtl,
 honest: at play they place their trigger) or mixtures of attackers. Every distinct
 team becomes one member of a StackedTeam; a mixture lists its members with weights and one is
 drawn per episode. A table with a message attacker needs every defender to communicate (and a
@@ -15,6 +16,7 @@ from __future__ import annotations
 from arena.payoff import Lineup
 from arena.rollout import stream_salt, surface
 from arena.scenarios import spec as scenario_spec
+from policies.agent import AGENT_ATTACKS, LEARNED_AGENT_ATTACKS, build_agent_attack
 from policies.backdoor import BACKDOOR_ATTACKS
 from policies.backdoor.trigger import build_trigger
 from policies.errors import PolicyError
@@ -189,6 +191,8 @@ def _attacker(lg, rec, spec, scenario, device):
         raise PolicyError(f"{rec.ref}: {exc}") from None
     if rec.kind in BACKDOOR_ATTACKS:
         obj = build_trigger(rec, spec)
+    elif rec.kind in AGENT_ATTACKS + LEARNED_AGENT_ATTACKS:
+        obj = build_agent_attack(rec, spec, device)
     elif rec.kind in MESSAGE_ATTACKS:
         obj = build_message_attack(rec.kind, config, spec.n_agents)
     elif rec.kind in LEARNED_MESSAGE_ATTACKS:

@@ -7,7 +7,7 @@ from policies.teams.networks import MESSAGE_ALGOS
 from policies.kinds import KINDS
 from store import NO_ATTACK
 
-SURFACES = ("observation", "message", "backdoor")
+SURFACES = ("observation", "message", "backdoor", "agent")
 
 
 def _kinds(lg, info) -> list[str]:
@@ -22,12 +22,14 @@ def _kinds(lg, info) -> list[str]:
 # The backdoor game's players act on the environment hook (their kinds' surface): the
 # attacker places triggers in the map, the defender treats the team it was delivered.
 def attacker_surface(lg, info) -> str:
-    """"message" when the attacker (or a member of its mixture) alters messages, "backdoor"
-    when it delivers a backdoored team, else "observation" (where the clean column and
-    observation attacks belong)."""
+    """"message" when the attacker (or a member of its mixture) alters messages, "agent" when
+    it hijacks teammates, "backdoor" when it delivers a backdoored team, else "observation"
+    (where the clean column and observation attacks belong)."""
     kinds = {KINDS[k].surface for k in _kinds(lg, info) if k in KINDS}
     if "message" in kinds:
         return "message"
+    if "agent" in kinds:
+        return "agent"
     return "backdoor" if "environment" in kinds else "observation"
 
 

@@ -11,6 +11,9 @@
   - message, ℜ-MACRL (Xue et al., AAMAS 2022, Algorithm 1): msg_ppo against the defender
     mixture; a msg_filter in front of the run's communicating team, trained against the
     attacker mixture (its `none` weight is the share of clean training episodes);
+  - agent (hijacked teammates, Wu et al. 2021): takeover_ppo or takeover_dev against the
+    defender mixture; the heaviest defender retrained while the attacker mixture hijacks its
+    members (`solvers.psro_agent`);
   - backdoor (MARNet): a marnet backdoor re-poisoned from the heaviest attacker's defended
     team; a fine-tuning defence with twice the budget (`solvers.psro_backdoor`). Its payoff
     is the triggered return of `policies.backdoor.cells.fill_backdoor`.
@@ -33,7 +36,8 @@ from solvers.psro import Iteration, PSROConfig, as_record, run_psro
 # surface → (attacker oracles, defender oracles); the first of each is the surface's default
 ORACLES = {"observation": (("pa_ad", "atla"), ("fgsm", "mixture")),
            "message": (("msg_ppo",), ("msg_filter",)),
-           "backdoor": (("marnet",), ("finetune",))}
+           "backdoor": (("marnet",), ("finetune",)),
+           "agent": (("takeover_ppo", "takeover_dev"), ("takeover",))}
 
 
 @dataclass
@@ -53,7 +57,7 @@ class LeaguePSROConfig:
     device: str = "cpu"
     surface: str = "observation"
     attacker_params: dict = field(default_factory=dict)
-    """msg_ppo's kind parameters (targets, omega, combine, alpha, sigma, hidden)."""
+    """The msg_ppo or takeover oracle's kind parameters (e.g. targets, hidden)."""
 
     def validate(self) -> None:
         if self.surface not in ORACLES:
@@ -65,8 +69,8 @@ class LeaguePSROConfig:
         if self.defender_oracle not in dfd:
             raise SolverError(f"defender oracle {self.defender_oracle!r} does not defend the "
                               f"{self.surface} surface; valid: {', '.join(dfd)}")
-        if self.attacker_params and self.attacker_oracle != "msg_ppo":
-            raise SolverError("attacker parameters are for the msg_ppo oracle")
+        if self.attacker_params and self.surface not in ("message", "agent"):
+            raise SolverError("attacker parameters are for the msg_ppo and takeover oracles")
         if self.iterations < 0 or self.episodes < 1 or self.steps_per_oracle < 1:
             raise SolverError("iterations must be ≥ 0, episodes and steps-per-oracle ≥ 1")
         if not self.defenders or not self.attackers:
@@ -100,6 +104,10 @@ class LeagueGame:
     def attacker_response(self, defenders, sigma, iteration) -> str:
         if self.cfg.surface == "message":
             return self._message_attacker(defenders, sigma, iteration)
+        if self.cfg.surface == "agent":
+            from solvers.psro_agent import takeover_response
+
+            return takeover_response(self, defenders, sigma, iteration)
         if self.cfg.surface == "backdoor":
             from solvers.meta import solve
             from solvers.psro_backdoor import marnet_response
@@ -132,6 +140,10 @@ class LeagueGame:
     def defender_response(self, attackers, sigma, iteration) -> str:
         if self.cfg.surface == "message":
             return self._message_filter(attackers, sigma, iteration)
+        if self.cfg.surface == "agent":
+            from solvers.psro_agent import retrain_response
+
+            return retrain_response(self, attackers, sigma, iteration)
         if self.cfg.surface == "backdoor":
             from solvers.psro_backdoor import finetune_response
 

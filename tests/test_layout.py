@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["store", "arena", "policies", "solvers", "commands", "cli"]  # low → high
-SURFACES = {"team", "observation", "message", "action", "environment", "training"}
+SURFACES = {"team", "observation", "message", "action", "agent", "environment", "training"}
 
 
 def _modules() -> dict[str, Path]:

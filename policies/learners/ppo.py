@@ -115,8 +115,12 @@ def ppo_update(
     batch: dict[str, torch.Tensor],
     cfg: PPOConfig,
     generator: torch.Generator,
+    aux=None,
 ) -> dict[str, float]:
     """`epochs` passes of minibatch updates over a flat batch.
+
+    `aux(minibatch) -> scalar`, when given, is added to each minibatch's loss (a method's own
+    term, e.g. takeover_dev's victim deviation).
 
     `batch` holds N samples: the model's inputs (whatever `model.evaluate` reads) plus
     "logp" (old log-probabilities), "adv" and "ret" (from `gae`), each with leading dim N.
@@ -138,6 +142,8 @@ def ppo_update(
             v_loss = 0.5 * F.mse_loss(value, part["ret"])
             ent = entropy.mean()
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent
+            if aux is not None:
+                loss = loss + aux(part)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
