@@ -436,7 +436,9 @@ def attack_summary(prov: dict) -> str:
     parts = [pair("return", "final_attacked_return", "final_clean_return", ".2f"),
              pair("win rate", "final_attacked_win", "final_clean_win", ".0%")]
     if prov.get("final_random_return") is not None:
-        parts.append(f"under msg_random {prov['final_random_return']:.2f}")
+        baseline = ("takeover_random" if str(prov.get("algo", "")).startswith("takeover")
+                    else "msg_random")
+        parts.append(f"under {baseline} {prov['final_random_return']:.2f}")
     parts = [p for p in parts if p]
     if prov.get("steps") is not None:
         parts.append(f"{int(prov['steps']):,} steps")

@@ -52,6 +52,7 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
         res = play_and_record(ctx.open, defender, attacker, scenario, episodes, seed,
                               ctx.device, on_step=bar.callback)
     rec, seconds = res.record, res.seconds
+    hijacks = _on_agents(ctx, rec.attacker)
     data = {"defender": rec.defender, "attacker": rec.attacker, "scenario": rec.scenario,
             "seed": rec.seed, "device": rec.device, "seconds": seconds, "recorded": res.recorded,
             **summary(rec.returns, rec.wins, rec.attack_cost)}
@@ -63,9 +64,23 @@ def play(ctx: Ctx, defender, vs, attacker, scenario, episodes, seed):
         click.echo(f"  win rate      {data['win_rate']:.1%}")
         click.echo(f"  return        {data['return_mean']:.2f} ± {data['return_std']:.2f}  "
                    f"(95% CI ± {data['return_ci95']:.2f})")
-        click.echo(f"  perturbation  {data['attack_cost']:.3f} (mean norm per attacked step)")
+        if hijacks:
+            click.echo(f"  hijacked      {data['attack_cost']:.1f} agent(s) per episode")
+        else:
+            click.echo(f"  perturbation  {data['attack_cost']:.3f} (mean norm per attacked step)")
 
     emit(ctx, data, human)
+
+
+def _on_agents(ctx: Ctx, ref: str) -> bool:
+    """Whether the attacker hijacks teammates (its cost is a count of agents, not a norm)."""
+    from policies.surfaces import attacker_surface
+    from store import NO_ATTACK
+
+    if ref == NO_ATTACK:
+        return False
+    with ctx.open("r") as lg:
+        return attacker_surface(lg, lg.info(ref)) == "agent"
 
 
 def _backdoor_pair(ctx: Ctx, defender: str, attacker: str, scenario):
