@@ -271,6 +271,8 @@ _TAKEOVER = (
     Param("watch", "bool", True,
           "the adversary also reads every agent's observation and last action"),
     Param("hidden", "int", 64, "width of the policy and value networks", 1, 4096),
+    Param("greedy", "bool", False,
+          "play the most likely action (default: sample the trained policy per episode)"),
     Param("obs_dim", "int", 1, "observation size (set by training)", 1, None),
     Param("n_agents", "int", 1, "number of agents (set by training)", 1, None),
     Param("n_actions", "int", 1, "number of actions (set by training)", 1, None),

@@ -46,14 +46,12 @@ def retrain_response(game, attackers, sigma, iteration: int) -> str:
     spec = scenario_spec(cfg.scenario)
     with game.open("r") as lg:
         base = lg.get(game._heaviest_defender)
-        players, weights, clean = hijackers_from_league(lg, attackers, sigma, spec,
-                                                        cfg.seed + iteration, cfg.device)
+        players, weights, clean = hijackers_from_league(lg, attackers, sigma, spec, cfg.device)
     if not players:  # σ_A is all `none`: train against the first learned adversary
         with game.open("r") as lg:
             first = [a for a in attackers if lg.info(a).kind != "takeover_random"][:1] or \
                 attackers[1:2]
-            players, weights, _ = hijackers_from_league(lg, first, [1.0], spec,
-                                                        cfg.seed + iteration, cfg.device)
+            players, weights, _ = hijackers_from_league(lg, first, [1.0], spec, cfg.device)
         clean = 0.0
     hook = Hijack(players, weights, 1.0 - min(clean, 0.95), spec, cfg.seed + iteration,
                   cfg.device)

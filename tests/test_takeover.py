@@ -170,3 +170,14 @@ def test_continued_training_goes_on_from_the_checkpoint():
     more = train_takeover(_tiny("takeover_ppo"), [victims], init=first.checkpoint)
     assert more.provenance["start_weights_id"] == first.provenance["weights_id"]
     assert more.checkpoint.steps == first.checkpoint.steps + more.provenance["steps"]
+
+
+def test_gumbel_max_draws_from_the_masked_softmax():
+    from policies.agent.takeover_ppo import gumbel_max
+
+    logits = torch.tensor([0.0, 1.0, -1e8, 0.5])
+    u = torch.rand(200_000, 4, generator=torch.Generator().manual_seed(0))
+    draws = gumbel_max(logits.expand(len(u), -1), u)
+    freq = torch.bincount(draws, minlength=4).float() / len(u)
+    assert freq[2] == 0.0
+    assert torch.allclose(freq, torch.softmax(logits, 0), atol=0.005)

@@ -44,8 +44,9 @@ EVAL_SEED_OFFSET = 2_000_000
 
 class Hijack:
     """A collection hook (policies.learners.collect `poison`): in the first round(fraction·B)
-    episodes of each collection, `targets` agents play a greedy adversary drawn from
-    `adversaries` with `weights`; rewards are the environment's."""
+    episodes of each collection, `targets` agents play an adversary drawn from `adversaries`
+    with `weights`, its actions sampled from the hook's stream; rewards are the
+    environment's."""
 
     def __init__(self, adversaries: list[TakeoverPolicy], weights: list[float], fraction: float,
                  spec, seed: int = 0, device="cpu"):
@@ -72,7 +73,9 @@ class Hijack:
         for m, net in enumerate(self.nets):
             rows = ((self.who == m) & self.hij.any(1)).nonzero().flatten()
             if len(rows):
-                adv, _ = net.act(ts.obs[rows], self.last[rows], ts.avail[rows], ts.state[rows])
+                adv, _ = net.act(ts.obs[rows], self.last[rows], ts.avail[rows], ts.state[rows],
+                                 u=torch.rand(ts.avail[rows].shape, generator=self.gen)
+                                 .to(self.device))
                 out = out.clone() if out is actions else out
                 out[rows] = torch.where(self.hij[rows], adv, actions[rows])
         self.last = F.one_hot(out, self.spec.n_actions).float()
@@ -188,20 +191,18 @@ def _spec(name: str):
 
 
 class RandomTeammate:
-    """takeover_random as a Hijack member: uniform available actions from a seeded stream."""
+    """takeover_random as a Hijack member: uniform available actions from the hook's stream."""
 
-    def __init__(self, targets, seed: int = 0):
+    def __init__(self, targets):
         self.targets = targets
-        self.gen = torch.Generator().manual_seed(int(seed) ^ 0x7A4D)
 
-    def act(self, obs, last, avail, state):
+    def act(self, obs, last, avail, state, u=None):
         from policies.agent.takeover import random_available
 
-        u = torch.rand(avail.shape, generator=self.gen).to(avail.device)
         return random_available(avail, u), {}
 
 
-def hijackers_from_league(lg, refs: list[str], weights: list[float], spec, seed: int = 0,
+def hijackers_from_league(lg, refs: list[str], weights: list[float], spec,
                           device="cpu") -> tuple[list, list[float], float]:
     """σ_A of the agent surface as Hijack members: (players, their weights, the clean share
     σ_A puts on `none`)."""
@@ -217,7 +218,7 @@ def hijackers_from_league(lg, refs: list[str], weights: list[float], spec, seed:
             continue
         rec = lg.get(ref)
         if rec.kind == "takeover_random":
-            players.append(RandomTeammate(rec.config.get("targets", 1), seed + len(players)))
+            players.append(RandomTeammate(rec.config.get("targets", 1)))
         else:
             players.append(build_takeover(rec, spec, device).net)
         ws.append(float(w))

@@ -16,7 +16,8 @@ Input of π_α and of its value function, for a hijacked agent i:
                                            all took last step (what it may passively watch).
 No recurrent state: an episode plays the same alone or inside any batch. The value function
 also reads the global state (a centralised critic, used in training only). Unavailable
-actions are masked; matches play the greedy action, so a cell is reproducible from its seed.
+actions are masked. Matches sample the trained stochastic policy from each episode's own
+random stream (a cell is reproducible from its seed); `greedy` plays its most likely action.
 
 `takeover_dev` (policies.agent.takeover_dev) is this network plus learned models of the
 victims, whose deviation terms join the PPO loss.
@@ -35,6 +36,13 @@ from policies.observation.learned import check_fits
 from policies.weights import load_named
 
 _MASKED = -1e8  # finite: probabilities 0 and entropies defined where actions are unavailable
+
+
+def gumbel_max(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """A draw from softmax(logits) along the last dim, from uniforms u of the same shape:
+    argmax(logits + g), g = −log(−log u) (the Gumbel-max trick)."""
+    g = -torch.log((-torch.log(u.clamp(1e-20, 1.0))).clamp(min=1e-20))
+    return (logits + g).argmax(-1)
 
 
 class TakeoverPolicy(nn.Module):
@@ -80,17 +88,21 @@ class TakeoverPolicy(nn.Module):
     def logits(self, x: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
         return self.policy(x).masked_fill(~avail, _MASKED)
 
-    def act(self, obs, last, avail, state, generator: torch.Generator | None = None):
-        """(actions [R, n] for every agent, PPO samples with leading dims [R, n]); greedy
-        when `generator` is None."""
+    def act(self, obs, last, avail, state, generator: torch.Generator | None = None,
+            u: torch.Tensor | None = None):
+        """(actions [R, n] for every agent, PPO samples with leading dims [R, n]). Sampled
+        from `generator` (with the samples), or from given uniforms u [R, n, A] (a match's
+        per-episode streams), else greedy."""
         with torch.no_grad():
             x = self.inputs(obs, last)
             logits = self.logits(x, avail)
-            if generator is None:
+            if generator is None and u is None:
                 return logits.argmax(-1), {}
-            u = torch.rand(logits.shape, generator=generator, device=generator.device)
-            gumbel = -torch.log(-torch.log(u.to(logits).clamp(1e-20, 1.0)).clamp(min=1e-20))
-            action = (logits + gumbel).argmax(-1)
+            if u is None:
+                u = torch.rand(logits.shape, generator=generator, device=generator.device)
+            action = gumbel_max(logits, u.to(logits))
+            if generator is None:
+                return action, {}
             logp = torch.log_softmax(logits, -1).gather(-1, action.unsqueeze(-1)).squeeze(-1)
             xv = torch.cat([x, state.unsqueeze(1).expand(-1, x.shape[1], -1)], -1)
             return action, {"x": x, "xv": xv, "avail": avail, "action": action, "logp": logp,
@@ -117,12 +129,14 @@ class TakeoverPolicy(nn.Module):
 
 
 class _InMatch:
-    """The greedy policy as arena.rollout.AgentAttacker (the network's `act` samples)."""
+    """The policy as arena.rollout.AgentAttacker: it samples its actions from the episode's
+    own stream (the stochastic policy PPO trained), or plays greedily with `greedy`."""
 
     surface = "agent"
 
     def __init__(self, net: TakeoverPolicy):
         self.net, self.algo, self.targets = net, net.algo, net.targets
+        self.greedy = bool(net.config.get("greedy", False))
 
     def reset(self, rows: int, device) -> None:
         pass
@@ -131,7 +145,8 @@ class _InMatch:
         return self.net.hijacked(n_agents, rand)
 
     def act(self, ctx) -> torch.Tensor:
-        return self.net.act(ctx.obs, ctx.last_action, ctx.avail, ctx.state)[0]
+        u = None if self.greedy else ctx.rand(*ctx.avail.shape[1:])
+        return self.net.act(ctx.obs, ctx.last_action, ctx.avail, ctx.state, u=u)[0]
 
 
 def in_match(net: TakeoverPolicy) -> _InMatch:
@@ -140,11 +155,11 @@ def in_match(net: TakeoverPolicy) -> _InMatch:
 
 def takeover_config(spec, algo: str = "takeover_ppo", targets=1, watch: bool = True,
                     hidden: int = 64, eta: float = 0.0, obs_weight: float = 1.0,
-                    model_hidden: int = 64, model_seed: int = 0) -> dict:
+                    model_hidden: int = 64, model_seed: int = 0, greedy: bool = False) -> dict:
     """The stored config: every key a parameter of the takeover kinds (policies.kinds)."""
     cfg = {"algo": algo, "obs_dim": spec.obs_dim, "n_agents": spec.n_agents,
            "n_actions": spec.n_actions, "state_dim": spec.state_dim, "targets": targets,
-           "watch": bool(watch), "hidden": int(hidden)}
+           "watch": bool(watch), "hidden": int(hidden), "greedy": bool(greedy)}
     if algo == "takeover_dev":
         cfg.update(eta=float(eta), obs_weight=float(obs_weight),
                    model_hidden=int(model_hidden), model_seed=int(model_seed))
