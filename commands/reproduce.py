@@ -1,5 +1,6 @@
 """`arena reproduce PAPER`: regenerating a paper's results from the league (s000: MARNet
-backdoors; s002: ℜ-MACRL, Xue et al. 2022; s003: Table I of Guo et al. 2023)."""
+backdoors; s002: ℜ-MACRL, Xue et al. 2022; s003: Table I of Guo et al. 2023; s004:
+adversarial teammates, Wu et al. 2021)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def reproduce():
     Papers:
       s000  MARNet: backdoors in cooperative MARL, Tables 1-3 and the SMAC-style experiment
       s002  Xue et al. (2022), ℜ-MACRL: attacks on messages and the message filter
+      s004  Wu et al. (2021): adversarial teammates, deviation terms, adversarial retraining
       s003  Guo et al. (2023): Table I, robust QMIX under observation attacks
 
     \b
@@ -248,6 +250,61 @@ def s000(ctx: Ctx, quick, out, seeds, episodes, poison_steps, finetune_steps, sm
         click.echo(f"\nreport written to {report}")
 
     emit(ctx, {"paper": "s000", "report": str(report), **data}, human)
+
+
+@reproduce.command("s004", short_help="Wu et al. (2021): adversarial teammates and retraining.")
+@click.option("--quick", is_flag=True,
+              help="The shipped starter's 3m policies only (one seed); nothing is trained.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default="reproduce_s004", show_default=True,
+              help="Folder of the Markdown report, results.json and the curves.")
+@click.option("--seeds", callback=parse_seeds, help="Attacker seeds [default: 0,1,2].")
+@click.option("--scenarios", default="3m,pp7", show_default=True)
+@click.option("--episodes", type=EPISODES, default=64, show_default=True,
+              help="Episodes per cell of the retraining and transfer tables.")
+@click.option("--team-steps", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Team steps of the adversarial retraining.")
+@json_option
+@click.pass_obj
+def s004(ctx: Ctx, quick, out, seeds, scenarios, episodes, team_steps):
+    """Adversarial teammates: takeover_ppo vs takeover_dev learning curves, adversarial
+    retraining and transfer, on 3m and pp7 against qmix.<scenario>.
+
+    Every policy it lacks is trained and stored at once (named s004_*), so an interrupted
+    run resumes and a rerun trains nothing.
+
+    \b
+    Examples:
+      arena init --starter && arena reproduce s004 --quick --out report/
+      arena reproduce s004 --seeds 0,1,2
+    """
+    from arena.core import resolve_device
+    from policies.reproduce_s003 import Hooks
+    from solvers.reproduce_s004 import S004Config
+    from solvers.reproduce_s004_report import reproduce as run_s004
+
+    names = tuple(x.strip() for x in scenarios.split(",") if x.strip())
+    if quick:
+        names = tuple(n for n in names if n == "3m") or ("3m",)
+    bad = [n for n in names if n not in ("3m", "pp7")]
+    if bad:
+        raise click.BadParameter(f"{bad[0]}: s004 runs on 3m and pp7", param_hint="--scenarios")
+    cfg = S004Config(scenarios=names, seeds=seeds or [0, 1, 2], episodes=episodes,
+                     team_steps=team_steps, quick=quick,
+                     device=str(resolve_device(ctx.device)))
+    if quick:
+        cfg.seeds = [0]
+    rep = Reporter(ctx)
+    try:
+        report, data = run_s004(ctx.open, cfg, out, rep.hooks(Hooks))
+    finally:
+        rep.close()
+
+    def human():
+        click.echo(report.read_text(), nl=False)
+        click.echo(f"\nreport written to {report}")
+
+    emit(ctx, {"paper": "s004", "report": str(report), **data}, human)
 
 
 COMMANDS = [reproduce]
