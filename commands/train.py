@@ -397,7 +397,7 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, expert, poison_agents, tri
             TakeoverTrainConfig as TrainConfig, train_takeover as trainer,
         )
 
-        extra = {"algo": algo, **msg_params}
+        extra = {"algo": algo, **msg_params, "eval_every": max(1, steps // 20)}  # its curve
     else:
         from policies.observation.train_attacker import (
             AttackerTrainConfig as TrainConfig, train_attacker as trainer,

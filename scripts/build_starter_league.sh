@@ -66,8 +66,10 @@ lane() {  # lane SCENARIO CLEAN_STEPS FINETUNE_STEPS ATTACKER_STEPS
     set +x
 }
 
-# the backdoor policies (scripts/starter_backdoors.sh) follow 3m's lane on its core
-{ lane 3m 800000 200000 100000 && SCALE="$SCALE" scripts/starter_backdoors.sh "$WORK"; } \
+# the backdoor and takeover policies (scripts/starter_backdoors.sh, starter_takeover.sh) follow
+# 3m's lane on its core
+{ lane 3m 800000 200000 100000 && SCALE="$SCALE" scripts/starter_backdoors.sh "$WORK" \
+    && SCALE="$SCALE" scripts/starter_takeover.sh "$WORK"; } \
     > "$LOGDIR/3m.log" 2>&1 &
 P3M=$!
 # the message policies (scripts/starter_messages.sh) follow pp7's lane on its core
