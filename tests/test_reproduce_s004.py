@@ -49,3 +49,30 @@ def test_curve_helpers():
     assert [round(s) for s, _, _ in c] == [0, 105, 195]
     assert [m for _, m, _ in c] == [4.0, 2.5, 2.0]
     assert steps_to(by_seed[1], 2.5) == 110 and steps_to(by_seed[0], 1.0) == float("inf")
+
+
+def test_quick_reads_the_starter_plays_and_trains_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+    from store.starter import copy_starter_league
+
+    path = copy_starter_league(tmp_path / "l.h5")
+    with League(path) as lg:
+        before = len(lg.list(all_versions=True))
+        assert lg.info("takeover_dev.3m").kind == "takeover_dev"
+    res = CliRunner().invoke(main, ["--league", str(path), "--json", "play", "qmix", "vs",
+                                    "takeover_dev", "--scenario", "3m", "--episodes", "8"])
+    assert res.exit_code == 0, res.output
+    played = json.loads(res.output)
+    res = CliRunner().invoke(main, ["--league", str(path), "--json", "reproduce", "s004",
+                                    "--quick", "--episodes", "8", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["scenarios"]["3m"]
+    assert len(list(data["curves"]["takeover_dev"].values())[0]) > 2  # the shipped curve
+    assert data["retrain"]["defenders"] == ["qmix.3m@v1", "qmix_tk.3m@v1"]
+    # the shipped adversary hurts the shipped team: below its clean return
+    assert played["return_mean"] < data["retrain"]["mean"][0][0]
+    with League(path) as lg:
+        # takeover_random is the one policy quick may add (a parameter-free attacker)
+        assert len(lg.list(all_versions=True)) <= before + 1

@@ -41,6 +41,9 @@ def test_every_policy_verifies_its_checksum(tmp_path):
     # the backdoor surface on stag10: the expert, two backdoors, the defences and their cells
     assert {("stag10", "qmix"), ("stag10", "marnet"), ("stag10", "trojdrl"), ("any", "finetune"),
             ("any", "as_delivered"), ("any", "prune"), ("stag10", "finetune_vs_marnet")} <= kinds
+    # the agent surface on 3m: two adversarial teammates and the retrained team
+    assert {("3m", "takeover_ppo"), ("3m", "takeover_dev"), ("3m", "qmix_tk"),
+            ("any", "takeover_random")} <= kinds
 
 
 @pytest.mark.parametrize("scenario", ["3m", "pp7", "stag10"])
