@@ -453,3 +453,19 @@ def takeover_summary(prov: dict) -> str:
     e = rounds[-1]
     return (f"; under the round-{e['round']} adversary {e['attacked_before']:.2f} → "
             f"{e['attacked_after']:.2f}, clean {e['clean_before']:.2f} → {e['clean_after']:.2f}")
+
+
+_ATTACKER_PARAMS = {"msg_ppo": ("targets", "omega", "combine", "alpha", "sigma", "hidden"),
+           "takeover_ppo": ("targets", "watch", "hidden"),
+           "takeover_dev": ("targets", "watch", "hidden", "eta", "obs_weight", "model_hidden")}
+
+
+def attacker_params(algo: str, params) -> dict:
+    """--param pairs of msg_ppo and the takeover attackers, parsed and range-checked by their
+    kind before any work."""
+    if algo not in _ATTACKER_PARAMS:
+        if params:
+            raise click.UsageError("--param is for --algo msg_ppo|takeover_ppo|takeover_dev; "
+                                   "atla and pa_ad take --eps and --norm")
+        return {}
+    return kind_params(algo, params, _ATTACKER_PARAMS[algo], f"{algo} trains with", full=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from commands.common import (Ctx, StopOnInterrupt, TrainProgress, attack_summary, emit,
-                             json_option, kind_params, takeover_summary)
+                             attacker_params, json_option, kind_params, takeover_summary)
 from commands.options import SEED, parse_seeds, scenario_name
 
 BACKDOOR_RECIPES = ("marnet", "trojdrl", "mtl", "honest")  # policies.backdoor.RECIPES
@@ -373,7 +373,7 @@ def train_attacker_cmd(ctx: Ctx, name, algo, against, expert, poison_agents, tri
     from policies.surfaces import communicates
 
     runs = family_runs(name, seed, seeds)
-    msg_params = _msg_params(algo, params)
+    msg_params = attacker_params(algo, params)
     with ctx.open("r") as lg:
         info = lg.info(resolve_for(lg, against, scenario, prefer=default_scenario(lg)))
         check_role(info, "defender")
@@ -483,22 +483,6 @@ def _train_backdoor(ctx: Ctx, name, algo, expert, scenario, poison_agents, trigg
                        f"{p['steps']:,} steps")
 
     emit(ctx, _family_output(name, seeds, out), human)
-
-
-_PARAMS = {"msg_ppo": ("targets", "omega", "combine", "alpha", "sigma", "hidden"),
-           "takeover_ppo": ("targets", "watch", "hidden"),
-           "takeover_dev": ("targets", "watch", "hidden", "eta", "obs_weight", "model_hidden")}
-
-
-def _msg_params(algo: str, params) -> dict:
-    """--param pairs of msg_ppo and the takeover attackers, parsed and range-checked by their
-    kind before any work."""
-    if algo not in _PARAMS:
-        if params:
-            raise click.UsageError("--param is for --algo msg_ppo|takeover_ppo|takeover_dev; "
-                                   "atla and pa_ad take --eps and --norm")
-        return {}
-    return kind_params(algo, params, _PARAMS[algo], f"{algo} trains with", full=True)
 
 
 COMMANDS = [train]
