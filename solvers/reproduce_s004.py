@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from policies.reproduce_s003 import Hooks
+from solvers.reproduce_s000 import _has
 
 ALGOS = ("takeover_ppo", "takeover_dev")
 
@@ -61,14 +62,6 @@ class ScenarioResult:
 
 def _name(scenario: str, what: str, seed: int | None = None) -> str:
     return f"s004_{what}.{scenario}" + (f".s{seed}" if seed is not None else "")
-
-
-def _has(lg, name: str) -> bool:
-    try:
-        lg.info(name)
-        return True
-    except Exception:  # noqa: BLE001 - a missing name is the common case, not an error
-        return False
 
 
 def _train_attacker(league_open, name, algo, scenario, team_ref, seed, steps, every, hooks,

@@ -35,9 +35,11 @@ from policies.agent.takeover_ppo import TakeoverPolicy
 from policies.agent.train_takeover import (
     TakeoverTrainConfig, evaluate_takeover, train_takeover,
 )
+from arena.scenarios import spec as scenario_spec
 from policies.learners.train_defender import DefenderTrainConfig, TrainResult, train_defender
+from policies.observation.adversarial_training import round_after
 from policies.message.malicious import draw_malicious
-from policies.observation.train_attacker import load_victims
+from policies.observation.train_attacker import default_make_env, load_victims
 
 EVAL_SEED_OFFSET = 2_000_000
 
@@ -106,6 +108,7 @@ def train_takeover_retrained(cfg: DefenderTrainConfig, adversary: str = "takeove
     weights, team_cfg = cfg.init, cfg.init_config
     per_round = max(1, cfg.steps // rounds)
     eval_seed = cfg.seed + EVAL_SEED_OFFSET
+    spec = make_env(1).spec if make_env is not None else scenario_spec(cfg.scenario)
     checkpoint, snapshots, log, curve = None, [], [], []
     done, result = 0, None
     for r in range(rounds):
@@ -134,8 +137,6 @@ def train_takeover_retrained(cfg: DefenderTrainConfig, adversary: str = "takeove
                  "attacked_win_before": prov["final_attacked_win"]}
         last = r == rounds - 1
         members = snapshots if last else [net]
-        env1 = make_env(1) if make_env is not None else None
-        spec = env1.spec if env1 is not None else _spec(cfg.scenario)
         hook = Hijack(members, [1.0] * len(members), fraction, spec, cfg.seed + r, cfg.device)
         steps = cfg.steps - done if last else per_round
         offset = done
@@ -151,13 +152,7 @@ def train_takeover_retrained(cfg: DefenderTrainConfig, adversary: str = "takeove
         done += result.provenance.get("steps", steps)
         curve += [{**c, "steps": c["steps"] + offset} for c in result.provenance.get("curve", [])]
         after = evaluate_team(net, team_cfg, weights, att_cfg, make_env)
-        entry.update(team_steps=result.provenance.get("steps", steps),
-                     team_faced=(f"mixture of {len(members)} adversaries" if len(members) > 1
-                                 else "adversary"),
-                     clean_after=after["final_clean_return"],
-                     attacked_after=after["final_attacked_return"],
-                     clean_win_after=after["final_clean_win"],
-                     attacked_win_after=after["final_attacked_win"])
+        entry.update(round_after(after, result.provenance.get("steps", steps), len(members)))
         log.append(entry)
         emit({"phase": "round", "steps": done, **entry})
         if result.partial:
@@ -176,18 +171,10 @@ def train_takeover_retrained(cfg: DefenderTrainConfig, adversary: str = "takeove
 def evaluate_team(net: TakeoverPolicy, team_cfg: dict, weights: dict,
                   att_cfg: TakeoverTrainConfig, make_env) -> dict:
     """A team's clean return and its return under `net` on the adversary's evaluation episodes."""
-    from policies.agent.train_takeover import default_make_env
-
     make_env = make_env or default_make_env(att_cfg)
     victim = load_victims([(team_cfg, weights)], make_env(1).spec, torch.device(att_cfg.device))
     return evaluate_takeover(net, victim, [(0, 1.0)], make_env, att_cfg, att_cfg.eval_episodes,
                              att_cfg.eval_seed, keys=("attacked", "clean"))
-
-
-def _spec(name: str):
-    from arena.scenarios import spec
-
-    return spec(name)
 
 
 class RandomTeammate:

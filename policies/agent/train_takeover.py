@@ -39,7 +39,8 @@ from policies.kinds import check_train_config
 from policies.learners.ppo import PPOConfig, gae, ppo_update
 from policies.observation.attacks import NoAttack
 from policies.observation.train_attacker import (
-    AttackerTrainError, AttackerTrainResult, load_victims, weights_id,
+    AttackerTrainError, AttackerTrainResult, default_make_env, load_victims, victim_members,
+    weights_id,
 )
 
 ALGOS = ("takeover_ppo", "takeover_dev")
@@ -198,12 +199,6 @@ def model_data(data: dict, batch: dict) -> dict:
             "aobs": data["obs"][live], "aact": data["team_action"][live], "amask": victims}
 
 
-def default_make_env(cfg: TakeoverTrainConfig) -> Callable[[int], VecEnv]:
-    from arena.scenarios import make
-
-    return lambda batch_size: make(cfg.scenario, batch_size, device=cfg.device)
-
-
 def train_takeover(
     cfg: TakeoverTrainConfig,
     victims: list[tuple[dict, dict]],
@@ -222,11 +217,7 @@ def train_takeover(
     spec = env.spec
     device = torch.device(cfg.device)
     victim = load_victims(victims, spec, device)
-    weights = list(victim_weights) if victim_weights is not None else [1.0] * len(victims)
-    if len(weights) != len(victims) or min(weights) < 0 or sum(weights) <= 0:
-        raise AttackerTrainError(
-            "victim_weights must be one non-negative weight per victim, not all zero")
-    members = [(i, w) for i, w in enumerate(weights) if w > 0]
+    weights, members = victim_members(victim_weights, len(victims))
     dev_terms = cfg.algo == "takeover_dev"
 
     if init is None:

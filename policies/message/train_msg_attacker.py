@@ -39,7 +39,7 @@ from policies.message.msg_ppo import MsgPPOAttacker, msg_ppo_config
 from policies.message.msg_random import MsgRandom
 from policies.observation.attacks import NoAttack
 from policies.observation.train_attacker import (
-    AttackerTrainError, AttackerTrainResult, load_victims, weights_id,
+    AttackerTrainError, AttackerTrainResult, load_victims, victim_members, weights_id,
 )
 
 _SALT_VICTIM, _SALT_MALICIOUS = 0x5EED_A77A, 0x3A11_CE57
@@ -206,11 +206,7 @@ def train_msg_attacker(
     spec = env.spec
     device = torch.device(cfg.device)
     victim = message_victims(victims, spec, device)
-    weights = list(victim_weights) if victim_weights is not None else [1.0] * len(victims)
-    if len(weights) != len(victims) or min(weights) < 0 or sum(weights) <= 0:
-        raise AttackerTrainError(
-            "victim_weights must be one non-negative weight per victim, not all zero")
-    members = [(i, w) for i, w in enumerate(weights) if w > 0]
+    weights, members = victim_members(victim_weights, len(victims))
     msg_dim = message_width(victim, len(victims))
 
     torch.manual_seed(cfg.seed)

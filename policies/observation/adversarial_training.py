@@ -182,13 +182,7 @@ def train_robust_defender(cfg: DefenderTrainConfig, adversary: str, rounds: int 
         done += team_steps
         curve += [{**c, "steps": c["steps"] + offset} for c in result.provenance.get("curve", [])]
         after = _evaluate(attacker, team_cfg, weights, att_cfg, make_env)
-        entry.update(team_steps=team_steps,
-                     team_faced=(f"mixture of {len(members)} adversaries" if len(members) > 1
-                                 else "adversary"),
-                     clean_after=after["final_clean_return"],
-                     attacked_after=after["final_attacked_return"],
-                     clean_win_after=after["final_clean_win"],
-                     attacked_win_after=after["final_attacked_win"])
+        entry.update(round_after(after, team_steps, len(members)))
         log.append(entry)
         emit({"phase": "round", "round": r + 1, "steps": done,
               **{k: v for k, v in entry.items() if k != "note"}})
@@ -206,6 +200,18 @@ def train_robust_defender(cfg: DefenderTrainConfig, adversary: str, rounds: int 
                         "final_phase": (f"mixture of {len(snapshots)} round adversaries"
                                         if log and len(log) == rounds else None)})
     return TrainResult(result.weights, result.config, prov, result.partial)
+
+
+def round_after(after: dict, team_steps: int, n_adversaries: int) -> dict:
+    """A round's log entry after its team phase: what the team faced and its returns then
+    (`after`: an evaluation's final_* figures)."""
+    return {"team_steps": team_steps,
+            "team_faced": (f"mixture of {n_adversaries} adversaries" if n_adversaries > 1
+                           else "adversary"),
+            "clean_after": after["final_clean_return"],
+            "attacked_after": after["final_attacked_return"],
+            "clean_win_after": after["final_clean_win"],
+            "attacked_win_after": after["final_attacked_win"]}
 
 
 def _evaluate(attacker, team_cfg: dict, weights: dict, att_cfg: AttackerTrainConfig,

@@ -246,6 +246,16 @@ def flatten_samples(data: dict[str, torch.Tensor], adv: torch.Tensor, ret: torch
 
 
 # -- training ----------------------------------------------------------------------------------
+def victim_members(victim_weights: list[float] | None, n: int):
+    """(weights, [(member, weight) of positive weight]) of n victims drawn per episode with
+    `victim_weights` (uniform by default); one line when they are not a distribution."""
+    weights = list(victim_weights) if victim_weights is not None else [1.0] * n
+    if len(weights) != n or min(weights) < 0 or sum(weights) <= 0:
+        raise AttackerTrainError(
+            "victim_weights must be one non-negative weight per victim, not all zero")
+    return weights, [(i, w) for i, w in enumerate(weights) if w > 0]
+
+
 def default_make_env(cfg: AttackerTrainConfig) -> Callable[[int], VecEnv]:
     from arena.scenarios import make
 
@@ -275,11 +285,7 @@ def train_attacker(
     spec = env.spec
     device = torch.device(cfg.device)
     victim = load_victims(victims, spec, device)
-    weights = list(victim_weights) if victim_weights is not None else [1.0] * len(victims)
-    if len(weights) != len(victims) or min(weights) < 0 or sum(weights) <= 0:
-        raise AttackerTrainError(
-            "victim_weights must be one non-negative weight per victim, not all zero")
-    members = [(i, w) for i, w in enumerate(weights) if w > 0]
+    weights, members = victim_members(victim_weights, len(victims))
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # actions and minibatches
