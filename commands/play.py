@@ -11,6 +11,7 @@ from commands.common import (
     print_solution, print_table, split_names, summary,
 )
 from commands.options import EPISODES, SEED, check_memory, scenario_name, writable_file
+from commands.surfaces import backdoor_matrix, device_of, training_matrix
 
 @click.command()
 @click.argument("defender")
@@ -117,7 +118,7 @@ def _play_backdoor(ctx: Ctx, defence: str, attacker: str, scenario: str, episode
     label = f"{defence} vs {attacker}"
     with BackdoorProgress(ctx, scenario_spec(scenario).episode_limit, label) as bar:
         t = fill_backdoor(ctx.open, scenario, [defence], [attacker], episodes,
-                          0 if seed is None else seed, _device(ctx), **bar.hooks())
+                          0 if seed is None else seed, device_of(ctx), **bar.hooks())
     sides = {k: {"episodes": int(p.count[0, 0]), "return_mean": float(p.mean[0, 0]),
                  "return_std": float(p.std[0, 0]), "win_rate": float(p.win_rate[0, 0])}
              for k, p in (("triggered", t.triggered), ("clean", t.clean))}
@@ -135,63 +136,6 @@ def _play_backdoor(ctx: Ctx, defence: str, attacker: str, scenario: str, episode
                        f"({v['episodes']} episodes)")
 
     emit(ctx, data, human)
-
-
-def _device(ctx: Ctx) -> str:
-    """The device resolved: a defence applied on the way trains there, and training takes
-    no "auto"."""
-    from arena.core import resolve_device
-
-    return str(resolve_device(ctx.device))
-
-
-def _backdoor_matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric,
-                     as_csv):
-    from arena.plots import short
-    from arena.scenarios import spec as scenario_spec
-    from policies.backdoor.cells import fill_backdoor
-    from policies.errors import PolicyError
-    from solvers.psro_backdoor import backdoor_players
-
-    with ctx.open("r") as lg:
-        d, a = backdoor_players(lg, scenario, split_names(defenders), split_names(attackers))
-    if not d:
-        raise PolicyError("no backdoor defence in the league; add one with `arena add-policy "
-                          "NAME --kind finetune` (or as_delivered, prune)")
-    with BackdoorProgress(ctx, scenario_spec(scenario).episode_limit,
-                          f"backdoor {scenario}") as bar:
-        t = fill_backdoor(ctx.open, scenario, d, a or None, episodes, seed, _device(ctx),
-                          **bar.hooks())
-    win = metric == "win"
-    trig, clean = ((p.win_rate if win else p.mean) for p in (t.triggered, t.clean))
-    if as_csv:
-        from solvers.matrix_io import format_csv
-
-        click.echo(format_csv(t.defences, t.attackers, trig), nl=False)
-        return
-
-    def human():
-        from rich.console import Console
-        from rich.table import Table
-
-        fmt = (lambda x: "—" if x != x else f"{x:.0%}") if win else (lambda x: num(x, ".1f"))
-        # a title wider than the table would wrap: it stands on its own line
-        click.echo(f"{scenario} backdoor table: {len(t.defences)} defences × "
-                   f"{len(t.attackers)} backdoor attackers")
-        table = Table()
-        table.add_column("defence", no_wrap=True)
-        for name in t.attackers:
-            table.add_column(short(name, scenario), justify="right", no_wrap=True)
-        for i, name in enumerate(t.defences):
-            table.add_row(short(name, scenario), *(f"{fmt(trig[i, j])} / {fmt(clean[i, j])}"
-                                                   for j in range(len(t.attackers))))
-        Console(width=max(100, 16 + 18 * len(t.attackers))).print(table)
-        click.echo(f"rows: defences applied to each column's delivered team; columns: backdoor "
-                   f"attackers; each cell: {'win rate' if win else 'return'} triggered / clean "
-                   f"(trigger placed / not) over {int(t.triggered.count.min())}+ episodes")
-        click.echo(f"ran {t.episodes_run} episodes in {t.seconds:.1f} s")
-
-    emit(ctx, {**t.to_dict(), "metric": metric, "seconds": t.seconds}, human)
 
 
 @click.command()
@@ -217,18 +161,25 @@ def _backdoor_matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, m
               help="Training steps of each adaptive attacker.")
 @click.option("--adaptive-eps", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True,
               help="ε of the adaptive attackers.")
-@click.option("--surface", type=click.Choice(["observation", "message", "backdoor", "agent"]),
+@click.option("--surface", type=click.Choice(["observation", "message", "backdoor", "agent",
+                                              "training"]),
               default="observation", show_default=True,
               help="The game the default players come from: observation attackers against every "
-                   "defender, message attackers against communicating teams, or backdoor "
-                   "attackers against backdoor defences (each cell: triggered / clean).")
+                   "defender, message attackers against communicating teams, backdoor "
+                   "attackers against backdoor defences (each cell: triggered / clean), or "
+                   "training-time attackers against learner recipes (each cell: teams trained "
+                   "under the attack, --seeds of them).")
+@click.option("--seeds", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="--surface training: trained teams per cell (seeds 0..N-1).")
+@click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="--surface training: trainings run at once, in separate processes.")
 @click.option("--by-seed", is_flag=True,
               help="Show each training seed of a family as its own row or column (default: one "
                    "per family, the mean of the seeds' means with a between-seed 95% CI).")
 @json_option
 @click.pass_obj
 def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt, as_csv, plot,
-           adaptive, adaptive_steps, adaptive_eps, surface, by_seed):
+           adaptive, adaptive_steps, adaptive_eps, surface, seeds, jobs, by_seed):
     """Fill the missing cells of the payoff table in one batch and print it.
 
     Rows are defenders, the first column is no attack; each cell shows the win rate and the
@@ -244,6 +195,7 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
       arena matrix --scenario pp7 --surface message # message attackers vs commnet teams
       arena matrix --scenario stag10 --surface backdoor  # defences × backdoors
       arena matrix --scenario 3m --surface agent    # teams × hijacked teammates
+      arena matrix --scenario spread --surface training --seeds 5 --jobs 2
 
     \b
     `atla` is the stored attacker trained against one defender (a transfer attack for the other
@@ -266,8 +218,14 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
         for given, name in ((fmt, "--format"), (plot, "--plot"), (by_seed, "--by-seed")):
             if given:
                 raise click.UsageError(f"{name} is not available with --surface backdoor")
-        return _backdoor_matrix(ctx, scenario, defenders, attackers, episodes, seed, metric,
+        return backdoor_matrix(ctx, scenario, defenders, attackers, episodes, seed, metric,
                                 as_csv)
+    if surface == "training":
+        for given, name in ((fmt, "--format"), (plot, "--plot"), (by_seed, "--by-seed")):
+            if given:
+                raise click.UsageError(f"{name} is not available with --surface training")
+        return training_matrix(ctx, scenario, defenders, attackers, episodes, seed, metric,
+                               as_csv, seeds, jobs)
     if adaptive:
         from policies.observation.adaptive import parse_algos
 

@@ -1,6 +1,6 @@
 """`arena reproduce PAPER`: regenerating a paper's results from the league (s000: MARNet
-backdoors; s002: ℜ-MACRL, Xue et al. 2022; s003: Table I of Guo et al. 2023; s004:
-adversarial teammates, Wu et al. 2021)."""
+backdoors; s001: TRAM training-time attacks; s002: ℜ-MACRL, Xue et al. 2022; s003: Table I
+of Guo et al. 2023; s004: adversarial teammates, Wu et al. 2021)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def reproduce():
     \b
     Papers:
       s000  MARNet: backdoors in cooperative MARL, Tables 1-3 and the SMAC-style experiment
+      s001  TRAM: training-time attacks on one agent's sampling (DOP, MAPPO)
       s002  Xue et al. (2022), ℜ-MACRL: attacks on messages and the message filter
       s004  Wu et al. (2021): adversarial teammates, deviation terms, adversarial retraining
       s003  Guo et al. (2023): Table I, robust QMIX under observation attacks
@@ -305,6 +306,72 @@ def s004(ctx: Ctx, quick, out, seeds, scenarios, episodes, team_steps):
         click.echo(f"\nreport written to {report}")
 
     emit(ctx, {"paper": "s004", "report": str(report), **data}, human)
+
+
+
+@reproduce.command("s001", short_help="TRAM: training-time attacks on one agent's sampling.")
+@click.option("--quick", is_flag=True,
+              help="A reduced sweep in minutes: 3m, DOP, 2 seeds, short trainings.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default="reproduce_s001", show_default=True,
+              help="Folder of the Markdown report, results.json and the curves.")
+@click.option("--seeds", callback=parse_seeds, help="Training seeds [default: 0,1,2,3,4].")
+@click.option("--scenarios", default="3m,spread,2s3z", show_default=True,
+              help="Comma-separated (3m, spread, SMAC-style maps); the first gets 5 seeds, "
+                   "the sweeps and MAPPO.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Training steps of every run [default: 100000 on spread, 200000 on maps].")
+@click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Trainings run at once, in separate processes.")
+@json_option
+@click.pass_obj
+def s001(ctx: Ctx, quick, out, seeds, scenarios, steps, jobs):
+    """TRAM: DOP (and MAPPO) trained while one agent samples from perturbed logits.
+
+    Curves of clean / random / J-based / variance-based training at f_A = 1, KL^U = 6, the f_A
+    and KL^U sweeps, and Table 1 (log-likelihood of being abnormal). Every run is a training
+    cell stored at once (s001_*), so an interrupted run resumes and a rerun trains nothing.
+
+    \b
+    Examples:
+      arena reproduce s001 --quick --out report/
+      arena reproduce s001 --scenarios 3m,spread --jobs 2
+    """
+    from arena.core import resolve_device
+    from arena.scenarios import REGISTRY
+    from solvers.reproduce_s001 import S001Config, quick_config
+    from solvers.reproduce_s001_report import reproduce as run_s001
+
+    device = str(resolve_device(ctx.device))
+    names = tuple(x.strip() for x in scenarios.split(",") if x.strip())
+    bad = [n for n in names if n not in REGISTRY]
+    if bad:
+        raise click.BadParameter(f"unknown scenario {bad[0]}", param_hint="--scenarios")
+    cfg = quick_config(device) if quick else S001Config(device=device)
+    if not quick:
+        cfg.scenarios = names
+        cfg.sweep_scenarios = cfg.mappo_scenarios = names[:1]
+        for n in names:
+            cfg.steps.setdefault(n, 200_000)
+            cfg.test_every.setdefault(n, 10_000)
+            cfg.agent.setdefault(n, 0)
+    if seeds:
+        cfg.seeds = seeds
+    if steps:
+        cfg.steps = {n: steps for n in cfg.scenarios}
+        cfg.test_every = {n: max(1, steps // 20) for n in cfg.scenarios}
+    cfg.workers = jobs
+    rep = Reporter(ctx)
+    try:
+        report, data = run_s001(ctx.open, cfg, out, rep)
+    finally:
+        rep.close()
+
+    def human():
+        click.echo(report.read_text(), nl=False)
+        click.echo(f"\nreport written to {report}")
+
+    emit(ctx, {"paper": "s001", "report": str(report), **data}, human)
 
 
 COMMANDS = [reproduce]

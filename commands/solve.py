@@ -12,7 +12,7 @@ from commands.common import (Ctx, CountProgress, default_scenario, emit, json_op
 
 
 # policies.surfaces.SURFACES, spelt here: importing it loads torch before `--help`
-SURFACES = ("observation", "message", "backdoor", "agent")
+SURFACES = ("observation", "message", "backdoor", "agent", "training")
 
 
 def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), attackers=(),
@@ -31,6 +31,12 @@ def _league_game(ctx: Ctx, scenario: str | None, metric: str, defenders=(), atta
 
             d, a = backdoor_players(lg, scenario, defenders, attackers)
             table = stored_triggered(lg, scenario, d, a)
+        elif surface == "training":
+            from policies.evaluate import table_players
+            from policies.training.cells import stored_training
+
+            d, a = table_players(lg, scenario, list(defenders), list(attackers), "training")
+            table = stored_training(lg, scenario, d, a)
         else:
             d_all, a_all = default_players(lg, scenario, surface=surface)
             d = [resolve_for(lg, r, scenario) for r in defenders] or d_all
@@ -98,7 +104,9 @@ def _solver_options(method: str, iterations, alpha) -> dict:
               show_default=True,
               help="The table solved: the observation or message game, or the backdoor game "
                    "(defences × backdoor attackers, payoff = the return with the trigger "
-                   "placed; `arena matrix --surface backdoor` fills it).")
+                   "placed; `arena matrix --surface backdoor` fills it), or the training game "
+                   "(recipes × training-time attackers, payoff = the trained teams' mean return "
+                   "over seeds; `arena matrix --surface training` fills it).")
 @json_option
 @click.pass_obj
 def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers, n_boot, seed,
@@ -119,6 +127,7 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
       arena solve --defenders qmix,qmix_fgsm --attackers none,fgsm,pgd
       arena solve --matrix table.csv --json
       arena solve --surface backdoor --scenario stag10
+      arena solve --surface training --scenario spread
     """
     from solvers.meta import solve as run_solver
     from solvers.tables import Game, worst_attacks
@@ -181,7 +190,8 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--defenders", multiple=True, help="Starting defenders (comma-separated).")
 @click.option("--attackers", multiple=True, help="Starting attackers (comma-separated).")
 @click.option("--iterations", default=3, show_default=True)
-@click.option("--surface", type=click.Choice(SURFACES), default="observation",
+@click.option("--surface", type=click.Choice([s for s in SURFACES if s != "training"]),
+              default="observation",
               show_default=True, help="The threat surface of the game; message: ℜ-MACRL "
               "(message attackers against communicating teams and their filters); backdoor: "
               "MARNet (backdoor defences against backdoor attackers, triggered return); "

@@ -7,6 +7,7 @@ import click
 from commands.common import (Ctx, StopOnInterrupt, TrainProgress, attack_summary, emit,
                              attacker_params, json_option, kind_params, takeover_summary)
 from commands.options import SEED, parse_seeds, scenario_name
+from commands.surfaces import train_pg
 
 BACKDOOR_RECIPES = ("marnet", "trojdrl", "mtl", "honest")  # policies.backdoor.RECIPES
 TAKEOVER_ALGOS = ("takeover_ppo", "takeover_dev")  # policies.agent.train_takeover.ALGOS
@@ -71,18 +72,22 @@ class _Notes:
 
 @train.command("defender")
 @click.argument("name", callback=policy_name)
-@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter"]),
+@click.option("--algo", type=click.Choice(["qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter",
+                                           "mappo", "dop"]),
               default="qmix", show_default=True,
               help="msg_filter: ℜ-MACRL's message filter in front of the frozen communicating "
-                   "team --init, trained against the message attackers --against.")
+                   "team --init, trained against the message attackers --against; mappo, dop: "
+                   "policy-gradient teams (the training surface's learners).")
 @click.option("--scenario", callback=scenario_name,
               help="Required, except for msg_filter (default: the --init team's).")
 @click.option("--against", "against",
-              help="msg_filter only: message attackers to train against, comma-separated.")
+              help="msg_filter: message attackers to train against, comma-separated; mappo, "
+                   "dop: a training-time attacker (tram_*) poisoning the sampling.")
 @click.option("--param", "params", multiple=True,
               help="key=value. msg_filter: detector (on|off), reconstructor (learned|random), "
                    "hidden, beta1; commnet, tarmac, ndq: their message widths (msg_dim; "
-                   "key_dim of tarmac; msg_beta of ndq), range-checked by the kind.")
+                   "key_dim of tarmac; msg_beta of ndq), range-checked by the kind; mappo, "
+                   "dop: their learner's config fields (e.g. agg=median, lr=0.0005).")
 @click.option("--steps", default=200_000, show_default=True, help="Environment steps.")
 @click.option("--envs", default=8, show_default=True, help="Parallel episodes per collection.")
 @click.option("--updates-per-collect", type=click.IntRange(min=1), default=1, show_default=True,
@@ -146,7 +151,14 @@ def train_defender_cmd(ctx: Ctx, name, algo, scenario, against, params, steps, e
       arena train defender qmix_paad --scenario 3m --adv pa_ad --init qmix --rounds 2
       arena train defender qmix_tk --scenario 3m --adv takeover --init qmix --adv-fraction 0.5
       arena train defender guard --algo msg_filter --init commnet --against mp,noise
+      arena train defender dop_j --algo dop --scenario spread --against tram_j
     """
+    if algo in ("mappo", "dop"):
+        if scenario is None:
+            raise click.UsageError("Missing option '--scenario'.")
+        return train_pg(ctx, name, algo, scenario, family_runs(name, seed, seeds),
+                        name if seeds is not None else None, steps, envs, test_every, params,
+                        against, init_ref)
     if algo == "msg_filter":
         if seeds is not None:
             raise click.UsageError("--seeds is not for --algo msg_filter: give --seed")

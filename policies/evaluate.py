@@ -15,11 +15,13 @@ from policies.build import code_version
 from policies.errors import PolicyError
 from policies.lineup import build_lineup
 from policies.names import default_scenario, resolve_for
-from policies.surfaces import attacker_surface, check_surface, communicates, is_defence
+from policies.surfaces import (attacker_surface, check_surface, communicates, is_defence,
+                               is_recipe)
 
 from store import NO_ATTACK
 
 BACKDOOR_CELL = "backdoor_cell"  # provenance key of a team a backdoor defence made
+TRAINING_CELL = "training_cell"  # provenance key of a team a recipe trained under an attack
 
 
 @dataclass
@@ -35,6 +37,9 @@ def default_players(lg, scenario: str, final_only: bool = True,
     """Every live defender made for `scenario` (mixtures included) and every attacker usable on
     it, the no-attack column first. `surface` picks the game: "observation" leaves message
     and agent attackers out; "agent" keeps the hijacking attackers beside the clean column;
+    "training" pairs the learner recipes with the training-time attackers and the clean
+    column (policies.training.cells; the teams trained for its cells are never default
+    players);
     "message" keeps only communicating defenders and message attackers (they
     cannot play against a team that sends nothing). `final_only` (the default of every table
     command) leaves out PSRO's intermediate best responses; their run's mixture policies stay,
@@ -59,7 +64,10 @@ def default_players(lg, scenario: str, final_only: bool = True,
         return ([i.ref for i in defenders if is_defence(i)],
                 [i.ref for i in attackers if i.kind != "mixture"])
     attackers = [i.ref for i in attackers]
-    defenders = [i for i in defenders if not is_defence(i) and BACKDOOR_CELL not in i.provenance]
+    if surface == "training":
+        return [i.ref for i in defenders if is_recipe(i)], [NO_ATTACK] + attackers
+    defenders = [i for i in defenders if not (is_defence(i) or is_recipe(i))
+                 and BACKDOOR_CELL not in i.provenance and TRAINING_CELL not in i.provenance]
     if surface == "message":
         defenders = [i for i in defenders if communicates(lg, i)]
     return [i.ref for i in defenders], [NO_ATTACK] + attackers
@@ -109,6 +117,9 @@ def table_players(lg, scenario: str, defenders: list[str] | None,
     d_all, a_all = default_players(lg, scenario, surface=surface)
     defenders = [resolve_for(lg, d, scenario) for d in defenders] if defenders else d_all
     attackers = [resolve_for(lg, a, scenario) for a in attackers] if attackers else a_all
+    if not defenders and surface == "training":
+        raise PolicyError("no learner recipe in the league; add one with `arena add-policy dop "
+                          "--kind recipe --param algo=dop`")
     if not defenders and surface == "message":
         raise PolicyError(f"no communicating defender for scenario {scenario} in the league; "
                           f"train one with `arena train defender NAME --algo commnet`")

@@ -1,5 +1,8 @@
 """The registry of policy kinds: what each kind is, its role, and its declared parameters.
 
+The module is long because it is the one registry: every kind of every surface, with its
+parameters, is declared here so that `arena kinds` and every check read one table.
+
 A kind declares every parameter with a type, a default and a valid range, so that
 `arena add-policy NAME --kind K --param key=value` can check input before anything is
 stored, and so that a stored config can be validated when it is loaded again.
@@ -315,6 +318,12 @@ _QMIX_MIXER = (
 register(Kind("qmix", "defender", "team", True, "QMIX team (GRU agents + monotonic mixer)",
               _AGENT + _QMIX_MIXER))
 register(Kind("vdn", "defender", "team", True, "VDN team (GRU agents + additive mixer)", _AGENT))
+register(Kind("mappo", "defender", "team", True,
+              "MAPPO team (GRU actors, played greedily; trained with a centralised value)",
+              _AGENT))
+register(Kind("dop", "defender", "team", True,
+              "DOP team (GRU actors, played greedily; trained with a decomposed critic)",
+              _AGENT))
 register(Kind("commnet", "defender", "team", True,
               "CommNet team (GRU agents exchanging delayed mean messages + additive mixer)",
               tuple(p for p in _AGENT if p.name != "use_rnn")  # GRU agents only
@@ -418,6 +427,40 @@ register(Kind("prune", "defender", "environment", False,
                Param("steps", "int", 0, "clean fine-tuning steps after pruning", 0, 10**9),
                Param("seed", "int", 0, "seed of the clean episodes and fine-tuning", 0,
                      2**31))))
+
+# The training surface (policies.training): TRAM attackers act while a team trains, never in a
+# match; a recipe is a learner configuration whose cells are the teams it trains.
+_TRAM = (
+    Param("kl_max", "float", 6.0, "KL^U: bound on KL(π'_k ‖ π_k) at a poisoned step", 0.0, 100.0),
+    Param("freq", "float", 1.0, "f_A: probability that agent k is adversarial at a step", 0.0,
+          1.0),
+    Param("agent", "int", 0, "k: the poisoned agent's index", 0, 1023),
+    Param("expand_iters", "int", 16, "doublings of β's upper bracket", 0, 200),
+    Param("bisect_iters", "int", 30, "bisection iterations on β", 0, 200),
+    Param("seed", "int", 0, "seed of the attacker's own stream (added to the training seed)", 0,
+          2**31),
+)
+register(Kind("tram_var", "attacker", "training", False,
+              "TRAM variance-based: agent k samples from logits moved to raise the variance of "
+              "its action values (Eq. 7-10), KL ≤ KL^U", _TRAM))
+register(Kind("tram_j", "attacker", "training", False,
+              "TRAM J-based: agent k samples from logits moved to lower its expected action "
+              "value (Eq. 11-13), KL ≤ KL^U", _TRAM))
+register(Kind("tram_random", "attacker", "training", False,
+              "TRAM's baseline: agent k samples from logits moved along a random direction, "
+              "KL ≤ KL^U", _TRAM))
+register(Kind("recipe", "defender", "training", False,
+              "a learner recipe: the team it trains (under a training-time attack) is the cell's "
+              "defender",
+              (Param("algo", "choice", "dop", "learner", choices=("dop", "mappo")),
+               Param("agg", "choice", "mean",
+                     "mappo's aggregation of the agents' policy gradients (median: the robust "
+                     "learner)", choices=("mean", "median")),
+               Param("steps", "int", 100_000, "training steps per seed", 1, 10**9),
+               Param("envs", "int", 8, "parallel episodes per collection", 1, 4096),
+               Param("hidden", "int", 64, "GRU actor width", 1, 2048),
+               Param("test_every", "int", 10_000, "steps between test points of the curve", 1,
+                     10**9))))
 
 
 def check_targets(config: dict[str, Any], n_agents: int, scenario: str) -> None:

@@ -31,7 +31,7 @@ from policies.teams.stacked_team import COMMUNICATING, StackedTeam
 from policies.weights import check_finite, load_named
 from store import NO_ATTACK
 
-TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter")
+TEAM_KINDS = ("qmix", "vdn", "commnet", "tarmac", "ndq", "msg_filter", "mappo", "dop")
 
 
 def check_role(info, role: str) -> None:
@@ -79,6 +79,9 @@ class _Teams:
         check_finite(rec.weights, rec.ref)
         check_role(rec, "defender")
         check_scenario(rec, self.scenario)
+        if rec.kind == "recipe":
+            raise PolicyError(f"{rec.ref} is a learner recipe, not a team: its teams are "
+                              f"trained by `arena matrix --surface training`")
         if rec.kind not in TEAM_KINDS:
             raise PolicyError(f"{rec.ref} is of kind {rec.kind}, which cannot play as a team")
         spec = scenario_spec(self.scenario)
@@ -202,6 +205,9 @@ def _attacker(lg, rec, spec, scenario, device):
         obj = build_attack(rec.kind, config, spec.n_agents, spec)
     elif rec.kind in LEARNED_ATTACKERS:
         obj = LEARNED_ATTACKERS[rec.kind](rec, spec, device)
+    elif kind.surface == "training":
+        raise PolicyError(f"{rec.ref} is a training-time attacker: it acts while a team trains, "
+                          f"never in a match; `arena matrix --surface training` trains its cells")
     else:
         raise PolicyError(f"{rec.ref} is of kind {rec.kind}, which cannot attack observations")
     sur = None

@@ -7,7 +7,7 @@ from policies.teams.networks import MESSAGE_ALGOS
 from policies.kinds import KINDS
 from store import NO_ATTACK
 
-SURFACES = ("observation", "message", "backdoor", "agent")
+SURFACES = ("observation", "message", "backdoor", "agent", "training")
 
 
 def _kinds(lg, info) -> list[str]:
@@ -23,9 +23,12 @@ def _kinds(lg, info) -> list[str]:
 # attacker places triggers in the map, the defender treats the team it was delivered.
 def attacker_surface(lg, info) -> str:
     """"message" when the attacker (or a member of its mixture) alters messages, "agent" when
-    it hijacks teammates, "backdoor" when it delivers a backdoored team, else "observation"
-    (where the clean column and observation attacks belong)."""
+    it hijacks teammates, "backdoor" when it delivers a backdoored team, "training" when it
+    acts while a team trains, else "observation" (where the clean column and observation
+    attacks belong)."""
     kinds = {KINDS[k].surface for k in _kinds(lg, info) if k in KINDS}
+    if "training" in kinds:
+        return "training"
     if "message" in kinds:
         return "message"
     if "agent" in kinds:
@@ -36,6 +39,11 @@ def attacker_surface(lg, info) -> str:
 def is_defence(info) -> bool:
     """A backdoor defence (a procedure applied to a delivered team), not a team."""
     return info.kind in KINDS and KINDS[info.kind].surface == "environment"
+
+
+def is_recipe(info) -> bool:
+    """A learner recipe (the training surface's row), not a team."""
+    return info.kind in KINDS and KINDS[info.kind].surface == "training"
 
 
 def communicates(lg, info) -> bool:

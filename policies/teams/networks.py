@@ -24,6 +24,9 @@ from policies.teams.vdn import VDNMixer
 
 ALGOS = ("qmix", "vdn", "commnet", "tarmac", "ndq")
 MESSAGE_ALGOS = ("commnet", "tarmac", "ndq")  # teams whose agents send each other messages
+# Policy-gradient teams (policies.learners.mappo, policies.learners.dop): the agent's outputs
+# are an actor's logits, played greedily; their critics serve training only and are not kept.
+PG_ALGOS = ("mappo", "dop")
 
 
 class TeamError(PolicyError):
@@ -105,10 +108,10 @@ def _ndq_msg_dim(agent: dict) -> int:
 
 def build_mixer(config: dict) -> nn.Module:
     algo = config["algo"]
-    if algo in ("vdn", "commnet", "tarmac"):
+    if algo in ("vdn", "commnet", "tarmac") + PG_ALGOS:
         return VDNMixer()
     if algo not in ("qmix", "ndq"):
-        raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS)}")
+        raise TeamError(f"unknown algo {algo!r}; known: {', '.join(ALGOS + PG_ALGOS)}")
     n, S = int(config["n_agents"]), int(config["state_dim"])
     embed = int(config.get("embed", 32))
     mixer = QMixer(n, S, embed, int(config.get("hypernet_hidden", 64)))
