@@ -211,7 +211,7 @@ def train_pg(ctx: Ctx, name: str, algo: str, scenario: str, runs: list, family: 
             rec = lg.get(resolve_for(lg, against, scenario), usable=True)
             from policies.kinds import KINDS
 
-            if KINDS[rec.kind].surface != "training":
+            if rec.role != "attacker" or KINDS[rec.kind].surface != "training":
                 raise click.UsageError(f"--against {rec.ref} is a {rec.kind} {rec.role}, not a "
                                        f"training-time attacker (tram_var, tram_j, tram_random)")
             if int(rec.config.get("agent", 0)) >= spec.n_agents:

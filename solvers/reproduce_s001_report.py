@@ -126,7 +126,8 @@ def _trends(fig: dict, clean_floor) -> list[tuple[str, bool | None, str]]:
                   for k in ("J", "var"))
         out.append((f"{recipe}: J and var lower the return far more than random (> 2× its "
                     f"loss and > 10 % of the clean gain over random play)", far,
-                    ", ".join(f"{k} −{v:.2f}" for k, v in drop.items())))
+                    "return change from clean: " + ", ".join(f"{k} {-v:+.2f}"
+                                                             for k, v in drop.items())))
         llr = {m: t[m]["llr"][0] for m in METHODS}
         lowest = min(llr, key=lambda m: llr[m])
         out.append((f"{recipe}: variance-based has the lowest log-likelihood ratio",

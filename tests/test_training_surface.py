@@ -165,3 +165,24 @@ def test_no_poisoning_trains_bit_for_bit_as_clean_training():
         for k in clean.weights:
             assert np.array_equal(clean.weights[k], none.weights[k]), (Config.__name__, k)
         assert any(not np.array_equal(clean.weights[k], hit.weights[k]) for k in clean.weights)
+
+
+def test_train_defender_trains_a_policy_gradient_team_under_an_attacker(tmp_path):
+    path = make_league(tmp_path / "l.h5", "mappo")
+    res = run(path, "--json", "train", "defender", "m", "--algo", "mappo", "--scenario",
+              "spread", "--steps", "200", "--envs", "4", "--test-every", "200", "--param",
+              "agg=median", "--param", "hidden=16", "--against", "tj")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["training_attack"]["agent"] == 1 and data["steps"] >= 200
+    with League(path) as lg:
+        rec = lg.get("m")
+    assert rec.kind == "mappo" and rec.provenance["trained_against"] == "tj@v1"
+    assert rec.provenance["hyperparameters"]["agg"] == "median"
+    res = run(path, "play", "m", "vs", "none", "--scenario", "spread", "--episodes", "2")
+    assert res.exit_code == 0, res.output
+    for bad, line in ((["--param", "nope=1"], "--param nope"),
+                      (["--against", "mappo"], "not a training-time attacker")):
+        res = run(path, "train", "defender", "x", "--algo", "mappo", "--scenario", "spread",
+                  "--steps", "100", *bad)
+        assert res.exit_code != 0 and line in res.output, res.output

@@ -96,7 +96,8 @@ def check_players(lg, recipes: list[str], attackers: list[str]) -> None:
         if ref == NO_ATTACK:
             continue
         info = lg.info(ref, usable=True)
-        if KINDS.get(info.kind) is None or KINDS[info.kind].surface != "training":
+        if (info.role != "attacker" or KINDS.get(info.kind) is None
+                or KINDS[info.kind].surface != "training"):
             raise PolicyError(f"{ref} is a {info.kind} {info.role}, not a training-time "
                               f"attacker (tram_var, tram_j, tram_random)")
 
