@@ -219,7 +219,7 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
             if given:
                 raise click.UsageError(f"{name} is not available with --surface backdoor")
         return backdoor_matrix(ctx, scenario, defenders, attackers, episodes, seed, metric,
-                                as_csv)
+                               as_csv)
     if surface == "training":
         for given, name in ((fmt, "--format"), (plot, "--plot"), (by_seed, "--by-seed")):
             if given:

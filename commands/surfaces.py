@@ -250,8 +250,8 @@ def train_pg(ctx: Ctx, name: str, algo: str, scenario: str, runs: list, family: 
         for d in out:
             att = d["training_attack"]
             stealth = ("" if not att else f", attacked by {att_ref} "
-                       f"(log-likelihood ratio {att.get('tram_llr', float('nan')):.3f} per "
-                       f"poisoned step)")
+                       f"(log-likelihood ratio {att['stats']['tram_llr']:.3f} per poisoned "
+                       f"step)")
             click.echo(f"stored {d['ref']}{' (partial)' if d['partial'] else ''}: "
                        f"{d['steps']:,} steps, test return {d['final_test_return']:.2f}, win "
                        f"rate {d['final_test_win']:.0%}{stealth}")

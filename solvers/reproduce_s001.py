@@ -16,7 +16,8 @@ an interrupted run resumes and a rerun trains nothing:
    3 on the others);
 2. the f_A sweep (0.4, 0.6, 0.8, 1.0 at KL^U = 6) and the KL^U sweep (at f_A = 1), J and var,
    on the sweep scenarios (3 seeds);
-3. MAPPO attacked the same way (clean / random / J / var, 3 seeds);
+3. MAPPO attacked the same way (clean / random / J / var, 3 seeds), and MAPPO with the
+   median of the agents' policy gradients (a defence beyond the paper);
 4. Table 1: the mean log-likelihood ratio of the poisoned samples per method.
 """
 
@@ -52,7 +53,9 @@ class S001Config:
     kls: tuple = (0.5, 2.0)
     """The KL^U sweep's points besides kl_max."""
     sweep_scenarios: tuple = ("3m",)
-    learners: tuple = ("dop", "mappo")
+    learners: tuple = ("dop", "mappo", "mappo_median")
+    """mappo_median: MAPPO whose agents' policy gradients are aggregated by their median, a
+    defence beyond the paper (policies.learners.mappo)."""
     mappo_scenarios: tuple = ("3m",)
     workers: int = 2
     quick: bool = False
@@ -123,10 +126,11 @@ def ensure(league_open: Callable, cfg: S001Config, on_event=None, on_progress=No
             names = {i.name for i in lg.list(all_versions=True)}
             for _, r, a, acfg, _ in (c for c in cells if c[0] == sc):
                 if r not in names:
-                    learner = r.split("_", 1)[1].split(".")[0]
+                    algo, _, agg = r.split("_", 1)[1].split(".")[0].partition("_")
                     lg.add_policy(r, "defender", "recipe", "any", get_kind("recipe").make_config(
-                        {"algo": learner, "steps": cfg.steps[sc], "test_every":
-                         cfg.test_every[sc]}), {}, base_provenance(reproduce="s001"))
+                        {"algo": algo, "agg": agg or "mean", "steps": cfg.steps[sc],
+                         "test_every": cfg.test_every[sc]}), {},
+                        base_provenance(reproduce="s001"))
                     names.add(r)
                 if a != NO_ATTACK and a not in names:
                     kind = _method(a)

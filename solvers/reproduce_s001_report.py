@@ -112,6 +112,42 @@ def _sweep(runs, cfg, sc, lines, data):
         data[f"{recipe} {key} sweep"] = rows
 
 
+def _game(league_open, cfg: S001Config, sc: str, lines: list, data: dict) -> None:
+    """The training game on `sc`: every recipe × (clean, the three attacks), each trained
+    team played on 64 clean episodes (policies.training.cells), solved by LP."""
+    from policies.training.cells import fill_training
+    from solvers.meta import solve
+
+    learners = [ln for ln in cfg.learners if ln == "dop" or sc in cfg.mappo_scenarios]
+    if len(learners) < 2:
+        return
+    seeds = len(cfg.other_seeds)
+    with league_open("r") as lg:
+        recipes = [lg.resolve(recipe_name(ln, sc)) for ln in learners]
+        attackers = [NO_ATTACK] + [lg.resolve(attacker_name(m, sc)) for m in METHODS]
+    t = fill_training(league_open, sc, recipes, attackers, seeds, 64, device=cfg.device,
+                      workers=cfg.workers)
+    M, ci = t.payoff.mean, t.ci95
+    if np.isnan(M).any():
+        return
+    sol = solve(M, "lp")
+    cols = [LABELS[NO_ATTACK]] + [LABELS[m] for m in METHODS]
+    lines += ["", f"### The training game on {sc} (seeds 0-{seeds - 1}, 64 clean episodes per "
+              "team), solved", "", "| recipe | " + " | ".join(cols) + " | σ_D |",
+              "|---" * (len(cols) + 2) + "|"]
+    for i, r in enumerate(recipes):
+        lines.append(f"| {r.split('@')[0]} | " + " | ".join(
+            f"{M[i, j]:.2f}" + ("" if ci[i, j] != ci[i, j] else f" ± {ci[i, j]:.2f}")
+            for j in range(len(cols)))
+            + f" | {sol.defender[i]:.2f} |")
+    lines.append("| σ_A | " + " | ".join(f"{q:.2f}" for q in sol.attacker) + " | |")
+    lines += ["", f"Game value {sol.value:.2f} (LP Nash; exploitability "
+              f"{sol.exploitability:.1e}). `arena solve --surface training --scenario {sc}` "
+              "gives the same from the league."]
+    data[f"game {sc}"] = {"recipes": recipes, "attackers": attackers, "mean": M.tolist(),
+                          "ci95": ci.tolist(), "solution": sol.to_dict()}
+
+
 def _trends(fig: dict, clean_floor) -> list[tuple[str, bool | None, str]]:
     """(claim, held, figures) per learner table."""
     out = []
@@ -162,6 +198,8 @@ def reproduce(league_open, cfg: S001Config, out: Path, hooks=None) -> tuple[Path
             lines += ["", f"![curves]({png.name})", ""]
         if sc in cfg.sweep_scenarios and "dop" in cfg.learners:
             _sweep(runs, cfg, sc, lines, data)
+        if sc == cfg.scenarios[0]:
+            _game(league_open, cfg, sc, lines, data)
         lines.append("")
     lines += ["## The paper's claims, checked", "", f"- Paper: {PAPER['final']}.",
               f"- Paper: {PAPER['llr']}.", ""]

@@ -48,8 +48,11 @@ class TrainingTable:
         """[R, A] 95 % half-width of the mean over seeds (Student's t; NaN below 2 seeds)."""
         from scipy.stats import t
 
+        import warnings
+
         k = np.sum(~np.isnan(self.returns), -1)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cell of one seed has no spread
             sd = np.nanstd(np.where(k[..., None] > 1, self.returns, np.nan), -1, ddof=1)
             q = t.ppf(0.975, np.maximum(k - 1, 1))
             return np.where(k > 1, q * sd / np.sqrt(k), np.nan)
