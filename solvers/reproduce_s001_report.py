@@ -158,8 +158,9 @@ def _trends(fig: dict, clean_floor) -> list[tuple[str, bool | None, str]]:
             continue
         span = clean[0] - clean_floor[recipe.split(".")[1]]
         drop = {k: clean[0] - v[0] for k, v in (("random", rnd), ("J", j), ("var", var))}
-        far = all(drop[k] > 2 * max(drop["random"], 0.0) and drop[k] > 0.1 * span
-                  for k in ("J", "var"))
+        # where clean training does not beat random play there is nothing for an attack to undo
+        far = None if span <= 0 else all(drop[k] > 2 * max(drop["random"], 0.0)
+                                         and drop[k] > 0.1 * span for k in ("J", "var"))
         out.append((f"{recipe}: J and var lower the return far more than random (> 2× its "
                     f"loss and > 10 % of the clean gain over random play)", far,
                     "return change from clean: " + ", ".join(f"{k} {-v:+.2f}"
@@ -205,7 +206,8 @@ def reproduce(league_open, cfg: S001Config, out: Path, hooks=None) -> tuple[Path
               f"- Paper: {PAPER['llr']}.", ""]
     trends = _trends(headline, {sc: f[0] for sc, f in floor.items()})
     for claim, held, figs in trends:
-        verdict = "reproduced" if held else "not reproduced"
+        verdict = ("not testable: clean training does not beat random play" if held is None
+                   else "reproduced" if held else "not reproduced")
         lines.append(f"- {claim}: **{verdict}** ({figs}).")
     data["trends"] = [{"claim": c, "held": h, "figures": f} for c, h, f in trends]
     data["random_team"] = floor
