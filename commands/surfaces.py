@@ -224,14 +224,13 @@ def train_pg(ctx: Ctx, name: str, algo: str, scenario: str, runs: list, family: 
                 raise click.UsageError(f"--init {rec.ref} is a {rec.kind} team for "
                                        f"{rec.scenario}, not a {algo} team for {scenario}")
             init, parent = rec.weights, rec.ref
+    recipe = {"algo": algo, "agg": extra.pop("agg", "mean"), "steps": steps, "envs": envs,
+              "hidden": extra.pop("hidden", 64), "test_every": test_every}
     out = []
     with StopOnInterrupt() as stopper:
         for run_name, run_seed in runs:
             job = {"scenario": scenario, "seed": run_seed, "device": device_of(ctx),
-                   "attacker": attacker, "init": init, "extra": extra,
-                   "recipe": {"algo": algo, "agg": extra.pop("agg", "mean") if algo == "mappo"
-                              else "mean", "steps": steps, "envs": envs,
-                              "hidden": extra.pop("hidden", 64), "test_every": test_every}}
+                   "attacker": attacker, "init": init, "extra": extra, "recipe": recipe}
             with TrainProgress(ctx, steps, f"train {run_name}") as bar:
                 config, weights, prov, partial = run_job(job, bar.update,
                                                          lambda: stopper.stop)

@@ -186,3 +186,16 @@ def test_train_defender_trains_a_policy_gradient_team_under_an_attacker(tmp_path
         res = run(path, "train", "defender", "x", "--algo", "mappo", "--scenario", "spread",
                   "--steps", "100", *bad)
         assert res.exit_code != 0 and line in res.output, res.output
+
+
+def test_every_seed_of_a_family_keeps_the_given_params(tmp_path):
+    path = make_league(tmp_path / "l.h5", "mappo")
+    res = run(path, "train", "defender", "fam", "--algo", "mappo", "--scenario", "spread",
+              "--steps", "100", "--envs", "4", "--test-every", "100", "--seeds", "0,1",
+              "--param", "agg=median", "--param", "hidden=16")
+    assert res.exit_code == 0, res.output
+    with League(path) as lg:
+        for name in ("fam.s0", "fam.s1"):
+            prov = lg.get(name).provenance
+            assert prov["hyperparameters"]["agg"] == "median", name
+            assert prov["hyperparameters"]["hidden"] == 16 and prov["family"] == "fam"
