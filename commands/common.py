@@ -59,6 +59,19 @@ def json_option(f):
     )(f)
 
 
+def new_bar(*middle: str, transient: bool = True):
+    """A started rich bar on stderr: the task's description, a bar, `middle` text columns
+    ("count": completed/total; other strings are format strings), the elapsed time."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    cols = [MofNCompleteColumn() if m == "count" else TextColumn(m) for m in middle]
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), *cols, TimeElapsedColumn(),
+                   transient=transient, console=stderr_console())
+    bar.start()
+    return bar
+
+
 class StepProgress:
     """A rich progress bar over environment steps of one batched rollout (silent with --quiet
     or --json); `callback(t, done)` is what the rollout calls after every step."""
@@ -70,13 +83,7 @@ class StepProgress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), transient=True, console=stderr_console())
-            self.bar.start()
+            self.bar = new_bar("count", "{task.fields[info]}")
             self.task = self.bar.add_task(self.label, total=self.limit, info="")
             import time
 
@@ -111,13 +118,7 @@ class PhaseProgress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
-                                console=stderr_console())
-            self.bar.start()
+            self.bar = new_bar("count")
             self.task = self.bar.add_task(self.label, total=self.total)
         return self
 
@@ -140,14 +141,7 @@ class CountProgress:
         self.enabled = show_progress(ctx)
         self.total = total
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn(unit),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                transient=True, console=stderr_console())
-            self.bar.start()
+            self.bar = new_bar("count", unit, "{task.fields[info]}")
             self.task = self.bar.add_task(label, total=total, info="")
 
     def update(self, done: int, info: str = "") -> None:
@@ -310,13 +304,8 @@ class TrainProgress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                TextColumn("{task.completed:,}/{task.total:,}"),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                console=stderr_console())
-            self.bar.start()
+            self.bar = new_bar("{task.completed:,}/{task.total:,}", "{task.fields[info]}",
+                               transient=False)
             self.task = self.bar.add_task(self.label, total=self.total, info="")
         return self
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from commands.common import BackdoorProgress, Ctx, emit, num, show_progress, split_names
+from commands.common import (BackdoorProgress, Ctx, emit, new_bar, num, show_progress,
+                             split_names)
 
 
 def device_of(ctx: Ctx) -> str:
@@ -81,15 +82,7 @@ class TrainingsProgress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
-
-            from commands.common import stderr_console
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), transient=True, console=stderr_console())
-            self.bar.start()
+            self.bar = new_bar("count", "{task.fields[info]}")
         return self
 
     def __exit__(self, *exc):

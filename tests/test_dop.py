@@ -19,14 +19,6 @@ from policies.learners.pg_train import PGTrainError
 from policies.teams.networks import load_team
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kw):
     base = dict(scenario="spread", steps=600, envs=4, off_batch_size=4, test_every=300,
                 test_episodes=4, hidden=16, critic_hidden=32, seed=5)

@@ -22,14 +22,6 @@ from policies.learners.pg_train import PGTrainError, make_actor
 from policies.teams.networks import load_team
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kw):
     base = dict(scenario="spread", steps=400, envs=4, hidden=16, test_every=200,
                 test_episodes=4, epochs=2, seed=5)

@@ -62,7 +62,6 @@ Not as in the reference:
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,18 +69,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arena.core import ScenarioError, ScenarioSpec, VecEnv
+from arena.core import ScenarioSpec, VecEnv
 from policies.learners.episode_buffer import EpisodeBuffer
-from policies.learners.pg_collect import QFn, Sampler, collect_pg, policy, unroll
+from policies.learners.pg_collect import QFn, Sampler, policy, unroll
 from policies.learners.pg_train import (
     Curve,
     PGTrainConfig,
     PGTrainError,
     actor_weights,
+    default_make_env,
     make_actor,
-    progress_line,
     seeded,
     team_config,
+    train_loop,
 )
 from policies.learners.train_defender import TrainResult
 from policies.teams.rnn_agent import RNNAgent
@@ -350,18 +350,6 @@ class DOPLearner:
         return float(loss.detach())
 
 
-def default_make_env(cfg: DOPConfig) -> Callable[[int], VecEnv]:
-    from arena.scenarios import make
-
-    def make_env(batch_size: int) -> VecEnv:
-        try:
-            return make(cfg.scenario, batch_size, device=cfg.device)
-        except ScenarioError as exc:
-            raise PGTrainError(str(exc).splitlines()[0]) from exc
-
-    return make_env
-
-
 def train_dop(cfg: DOPConfig, sampler: Sampler | None = None,
               on_progress: Callable[[dict], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
@@ -379,42 +367,29 @@ def train_dop(cfg: DOPConfig, sampler: Sampler | None = None,
     gen = seeded(cfg)
     actor = make_actor(spec, cfg)
     learner = DOPLearner(actor, spec, cfg, device)
-    q_fn = make_q_fn(learner.critic)
     buffer = EpisodeBuffer(cfg.off_buffer_size, spec.episode_limit, spec.n_agents, spec.obs_dim,
                            spec.state_dim, spec.n_actions, device)
     curve = Curve(cfg, actor, test_env, sampler)
-    steps, episodes, updates, partial = 0, 0, 0, False
-    critic_loss = actor_loss = float("nan")
-    t_collect = t_train = 0.0
-    first = True
-    while steps < cfg.steps:
-        if should_stop is not None and should_stop():
-            partial = True
-            break
-        if curve.due(steps):
-            curve.test(steps)
-        t0 = time.perf_counter()
-        batch, stats = collect_pg(env, actor, gen, seed=cfg.seed if first else None,
-                                  sampler=sampler, q_fn=q_fn)
-        first = False
+    figures = {"critic_loss": float("nan"), "actor_loss": float("nan")}
+    updates = 0
+
+    def update(batch, _stats) -> dict:
+        nonlocal updates
         buffer.insert(batch)
-        steps += stats.steps
-        episodes += env.B
-        t1 = time.perf_counter()
         if buffer.can_sample(cfg.off_batch_size):
             # Critic first, then the actor against the updated critic, as the reference.
-            critic_loss = learner.train_critic(batch, buffer.sample(cfg.off_batch_size, gen))
-            actor_loss = learner.train_actor(batch)
+            figures["critic_loss"] = learner.train_critic(batch,
+                                                          buffer.sample(cfg.off_batch_size, gen))
+            figures["actor_loss"] = learner.train_actor(batch)
             updates += 1
-        t_collect, t_train = t_collect + t1 - t0, t_train + time.perf_counter() - t1
-        progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes,
-                      critic_loss=critic_loss, actor_loss=actor_loss)
-    curve.finish(steps)
-    progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes,
-                  critic_loss=critic_loss, actor_loss=actor_loss)
+        return dict(figures)
+
+    run = train_loop(cfg, env, actor, gen, curve, update, sampler, make_q_fn(learner.critic),
+                     on_progress, should_stop)
+    steps, episodes, partial = run.steps, run.episodes, run.partial
     provenance = curve.provenance("dop", spec, steps, episodes, partial, {
         "hyperparameters": cfg.hyperparameters(), "updates": updates,
         "critic_steps": learner.critic_steps,
-        "time_s": {"collect": round(t_collect, 2), "train": round(t_train, 2)}})
+        "time_s": {"collect": round(run.collect_s, 2), "train": round(run.update_s, 2)}})
     return TrainResult(actor_weights(actor), team_config("dop", spec, cfg.hidden), provenance,
                        partial)

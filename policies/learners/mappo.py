@@ -61,16 +61,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from arena.core import VecEnv
-from policies.learners.pg_collect import Sampler, collect_pg, policy, unroll
+from policies.learners.pg_collect import Sampler, policy, unroll
 from policies.learners.pg_train import (
     Curve,
     PGTrainConfig,
     PGTrainError,
     actor_weights,
+    default_make_env,
     make_actor,
-    progress_line,
     seeded,
     team_config,
+    train_loop,
 )
 from policies.learners.ppo import gae
 from policies.learners.train_defender import TrainResult
@@ -380,12 +381,7 @@ def train_mappo(cfg: MAPPOConfig, sampler: Sampler | None = None,
     """Train a MAPPO team on cfg.scenario. `sampler`: a training-time attacker that draws the
     actions at collection; `make_env(batch_size)` overrides the scenario registry."""
     cfg.check()
-    if make_env is None:
-        from arena.scenarios import make
-
-        def make_env(batch_size: int) -> VecEnv:
-            return make(cfg.scenario, batch_size, device=cfg.device)
-
+    make_env = make_env or default_make_env(cfg)
     env, test_env = make_env(cfg.envs), make_env(cfg.test_episodes)
     spec = env.spec
     gen = seeded(cfg)
@@ -395,25 +391,9 @@ def train_mappo(cfg: MAPPOConfig, sampler: Sampler | None = None,
     critic = StateValue(spec.state_dim, cfg.critic_hidden).to(cfg.device)
     learner = MAPPOLearner(actor, critic, cfg, spec.n_actions)
     curve = Curve(cfg, actor, test_env, sampler)
-    steps = episodes = 0
-    partial, first = False, True
-    last: dict = {}
-    while steps < cfg.steps:
-        if should_stop is not None and should_stop():
-            partial = True
-            break
-        if curve.due(steps):
-            curve.test(steps)
-        batch, stats = collect_pg(env, actor, gen, seed=cfg.seed if first else None,
-                                  sampler=sampler)
-        first = False
-        steps += stats.steps
-        episodes += env.B
-        last = learner.update(batch, gen)
-        progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes,
-                      train_return=stats.mean_return, **last)
-    curve.finish(steps)
-    progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes, **last)
+    run = train_loop(cfg, env, actor, gen, curve, lambda batch, _: learner.update(batch, gen),
+                     sampler, None, on_progress, should_stop)
+    steps, episodes, partial = run.steps, run.episodes, run.partial
     provenance = curve.provenance("mappo", spec, steps, episodes, partial, {
         "hyperparameters": cfg.hyperparameters(), "updates": learner.updates, "agg": cfg.agg})
     return TrainResult(actor_weights(actor), team_config("mappo", spec, cfg.hidden),

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from arena.core import ScenarioSpec, VecEnv
-from policies.learners.pg_collect import Sampler, evaluate_pg
+from arena.core import ScenarioError, ScenarioSpec, VecEnv
+from policies.learners.pg_collect import QFn, Sampler, collect_pg, evaluate_pg
 from policies.teams.networks import TeamError, agent_inputs
 from policies.teams.rnn_agent import RNNAgent, make_agent
 
@@ -135,3 +135,59 @@ def seeded(cfg: PGTrainConfig) -> torch.Generator:
     """Seed torch's global stream (initialisation) and return the run's own generator."""
     torch.manual_seed(cfg.seed)
     return torch.Generator(device="cpu").manual_seed(cfg.seed)
+
+
+def default_make_env(cfg: PGTrainConfig) -> Callable[[int], VecEnv]:
+    """`make_env(batch_size)` from the registry; an unknown scenario is one line."""
+    from arena.scenarios import make
+
+    def make_env(batch_size: int) -> VecEnv:
+        try:
+            return make(cfg.scenario, batch_size, device=cfg.device)
+        except ScenarioError as exc:
+            raise PGTrainError(str(exc).splitlines()[0]) from exc
+
+    return make_env
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    episodes: int
+    partial: bool
+    last: dict  # the last update's figures
+    collect_s: float  # wall time spent collecting
+    update_s: float  # wall time spent in `update`
+
+
+def train_loop(cfg: PGTrainConfig, env: VecEnv, actor: RNNAgent, gen: torch.Generator,
+               curve: Curve, update: Callable[[dict, object], dict],
+               sampler: Sampler | None = None, q_fn: QFn | None = None,
+               on_progress: Callable[[dict], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> LoopResult:
+    """What MAPPO and DOP share: test when due, collect `envs` episodes (the environments
+    seeded once, at the first reset), `update(batch, stats) -> figures`, report; until the
+    step budget or `should_stop()` (partial). Steps count live team steps."""
+    steps = episodes = 0
+    partial, first, last = False, True, {}
+    t_collect = t_update = 0.0
+    while steps < cfg.steps:
+        if should_stop is not None and should_stop():
+            partial = True
+            break
+        if curve.due(steps):
+            curve.test(steps)
+        t0 = time.perf_counter()
+        batch, stats = collect_pg(env, actor, gen, seed=cfg.seed if first else None,
+                                  sampler=sampler, q_fn=q_fn)
+        first = False
+        steps += stats.steps
+        episodes += env.B
+        t1 = time.perf_counter()
+        last = update(batch, stats)
+        t_collect, t_update = t_collect + t1 - t0, t_update + time.perf_counter() - t1
+        progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes,
+                      train_return=stats.mean_return, **last)
+    curve.finish(steps)
+    progress_line(on_progress, curve, steps, cfg.steps, episodes=episodes, **last)
+    return LoopResult(steps, episodes, partial, last, t_collect, t_update)
