@@ -4,7 +4,7 @@
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := .[solvers,spread,test]
+EXTRAS := .[solvers,spread,test,ray]
 
 .PHONY: install test demo bench clean
 

@@ -97,13 +97,29 @@ class ArenaGroup(click.Group):
             sys.exit(EXIT_USAGE)
 
 
+class DeviceType(click.ParamType):
+    """auto, cpu, cuda or cuda:N (one GPU of several)."""
+
+    name = "auto|cpu|cuda[:N]"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        head, _, index = text.partition(":")
+        if text in ("auto", "cpu", "cuda") or head == "cuda" and index.isdigit():
+            return text
+        self.fail(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N", param, ctx)
+
+
+DEVICE = DeviceType()
+
+
 # The options every command accepts, before or after the command name (`arena --league x.h5 ls`
 # and `arena ls --league x.h5` are the same). name → (click option args, option kwargs).
 _GLOBAL_OPTIONS = {
     "league": (("--league",), dict(type=click.Path(dir_okay=False, path_type=Path),
                                    help="League file (env ARENA_LEAGUE).")),
     "quiet": (("--quiet", "-q"), dict(is_flag=True, help="Print only results, no progress.")),
-    "device": (("--device",), dict(type=click.Choice(["auto", "cpu", "cuda"]),
+    "device": (("--device",), dict(type=DEVICE,
                                    help="Where rollouts and training run.")),
     "lock_timeout": (("--lock-timeout",), dict(type=float,
                                                help="Seconds to wait for another process "
@@ -143,7 +159,7 @@ def _with_global_options(cmd: click.Command) -> click.Command:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
 @click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    "--device", type=DEVICE, default="auto", show_default=True,
     help="Where rollouts and training run.",
 )
 @click.option(

@@ -25,6 +25,7 @@ scenario's `_observe` sets).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -65,13 +66,15 @@ def row_seeds(seed: int, rows: int, device=None) -> torch.Tensor:
     return mix64(mix64(torch.full_like(r, int(seed) & ((1 << 62) - 1))) + r * _GOLD)
 
 
-def uniform_from(seeds: torch.Tensor, counter: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Uniform [0,1) floats of shape [len(seeds), *shape], one independent stream per seed."""
+def uniform_from(seeds: torch.Tensor, counter: int | torch.Tensor,
+                 shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform [0,1) floats of shape [len(seeds), *shape], one independent stream per seed.
+    `counter` may be a 0-d long tensor (a compiled graph then does not bake it in)."""
     n = 1
     for s in shape:
         n *= s
     idx = torch.arange(n, dtype=torch.long, device=seeds.device)
-    count = torch.tensor(int(counter), dtype=torch.long, device=seeds.device)
+    count = torch.as_tensor(counter, dtype=torch.long, device=seeds.device)
     key = mix64(seeds + count * _GOLD)  # [R]
     bits = mix64(key.unsqueeze(1) + (idx + 1).unsqueeze(0) * _C2)  # [R, n]
     u = _lsr(bits, 40).to(torch.float32) * (1.0 / (1 << 24))
@@ -205,6 +208,9 @@ class VecEnv:
     """
 
     spec: ScenarioSpec
+    # The attributes holding per-episode state (leading dimension B): tensors, or dataclasses
+    # whose tensor fields are. `keep_rows` re-indexes them; None: the batch cannot shrink.
+    _row_state: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -280,6 +286,14 @@ class VecEnv:
         return self._last
 
     def step(self, actions: torch.Tensor) -> TimeStep:
+        actions = self._checked_actions(actions)
+        actions = self._legalise(actions, self._last.avail)
+        reward, info, ended = self._advance(actions)
+        return self._finish_step(reward, info, ended)
+
+    # The step in three parts, so that `arena.compiled` compiles the middle one (tensors in,
+    # tensors out, no branch on data) and shares the other two with the eager step.
+    def _checked_actions(self, actions) -> torch.Tensor:
         if self._last is None:
             raise ScenarioError("call reset() before step()")
         actions = torch.as_tensor(actions, device=self.device).long()
@@ -288,7 +302,11 @@ class VecEnv:
             raise ScenarioError(
                 f"actions must have shape [{self.B}, {n}], got {list(actions.shape)}"
             )
-        actions = self._legalise(actions, self._last.avail)
+        return actions
+
+    def _advance(self, actions: torch.Tensor):
+        """Advance the live episodes with legal `actions`: the step counter, the episode end
+        (truncation counts as a loss), won and done. Returns (reward [B], info, ended [B])."""
         active = ~self.done
         reward, terminated, won, info = self._step_active(actions, active)
         self.t = torch.where(active, self.t + 1, self.t)
@@ -297,9 +315,12 @@ class VecEnv:
         self.won = torch.where(ended, won & terminated, self.won)
         self.done = self.done | ended
         reward = torch.where(active, reward, torch.zeros_like(reward))
-        info = dict(info)
-        info["truncated"] = truncated
-        info["episode_step"] = self.t.clone()
+        return reward, {**info, "truncated": truncated}, ended
+
+    def _finish_step(self, reward, info: dict, ended, observed=None) -> TimeStep:
+        """Reset the rows that ended (with `auto_reset`) and return the time step. `observed`
+        is `_observe()` of the state after `_advance` where already computed."""
+        info = {**info, "episode_step": self.t.clone()}
         if self.auto_reset and bool(ended.any()):
             # The returned step carries the reward, done and won of the ending step and the
             # first observation of the new episode (the usual auto-reset convention).
@@ -310,17 +331,55 @@ class VecEnv:
             self.won = self.won & ~ended
             ts = self._timestep(reward, info)
             ts.done, ts.won = done_now, won_now
-            self._last = ts
-            return ts
-        self._last = self._timestep(reward, info)
+        else:
+            ts = self._timestep(reward, info, observed)
+        self._last = ts
+        return ts
+
+    @property
+    def can_drop_rows(self) -> bool:
+        return self._row_state is not None and not self.auto_reset
+
+    def keep_rows(self, keep: torch.Tensor) -> TimeStep:
+        """Drop every episode but rows `keep` [K] (indices, in the order given): the batch
+        becomes those K episodes, and each goes on exactly as it would have in the full batch
+        (its random stream is its own seed and the shared draw counter). Returns the current
+        time step of the kept rows. The evaluation rollout drops finished episodes this way,
+        so the environment steps live rows only."""
+        if not self.can_drop_rows:
+            raise ScenarioError(f"scenario {self.spec.name} cannot drop episodes from its batch"
+                                + (" while it resets them on the spot" if self.auto_reset else ""))
+        if self._last is None:
+            raise ScenarioError("call reset() before keep_rows()")
+        keep = torch.as_tensor(keep, dtype=torch.long, device=self.device)
+        B = self.B
+        self.seeds, self.t = self.seeds[keep], self.t[keep]
+        self.done, self.won = self.done[keep], self.won[keep]
+        for name in self._row_state:
+            setattr(self, name, _take_rows(getattr(self, name), keep, B))
+        self.B = len(keep)
+        self._rows_kept()
+        last = self._last
+        self._last = TimeStep(
+            obs=last.obs[keep], state=last.state[keep], avail=last.avail[keep],
+            reward=last.reward[keep], done=last.done[keep], won=last.won[keep],
+            info={k: _take_rows(v, keep, B) for k, v in last.info.items()},
+        )
         return self._last
 
+    def _rows_kept(self) -> None:
+        """Rebuild whatever derives from the batch size after `keep_rows` (nothing here)."""
+
     # -- internals ---------------------------------------------------------------------------
-    def _legalise(self, actions: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    def _legal(self, actions: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """[B, n] bool: which actions are legal (any action of a finished episode is)."""
         A = self.spec.n_actions
         in_range = (actions >= 0) & (actions < A)
         legal = in_range & avail.gather(-1, actions.clamp(0, A - 1).unsqueeze(-1)).squeeze(-1)
-        legal = legal | self.done.unsqueeze(-1)  # finished episodes ignore their actions
+        return legal | self.done.unsqueeze(-1)  # finished episodes ignore their actions
+
+    def _legalise(self, actions: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        legal = self._legal(actions, avail)
         if bool(legal.all()):
             return actions
         if self.debug:
@@ -332,11 +391,16 @@ class VecEnv:
         first_avail = avail.float().argmax(-1)  # lowest-index available action
         return torch.where(legal, actions, first_avail)
 
-    def _timestep(self, reward: torch.Tensor, info: dict) -> TimeStep:
+    def _observed(self):
+        """`_observe()` and who sees a trigger ([B, n] or None): a time step's observations."""
         obs, state, avail = self._observe()
         seen = getattr(self, "_trigger_seen", None)  # [B, n], set by `_observe` of a game
+        return obs, state, avail, (None if seen is None else seen.clone())
+
+    def _timestep(self, reward: torch.Tensor, info: dict, observed=None) -> TimeStep:
+        obs, state, avail, seen = observed if observed is not None else self._observed()
         if seen is not None:  # with triggers: who sees one in this observation
-            info = {**info, "trigger_seen": seen.clone()}
+            info = {**info, "trigger_seen": seen}
         return TimeStep(
             obs=obs,
             state=state,
@@ -371,6 +435,21 @@ class VecEnv:
         raise NotImplementedError
 
 
+def _take_rows(value, keep: torch.Tensor, B: int):
+    """`value` with only rows `keep` of its leading batch dimension B: a tensor, or a dataclass
+    whose tensor fields are re-indexed (a copy; the others are shared)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0 or value.shape[0] != B:
+            raise ScenarioError(f"per-episode state of shape {list(value.shape)} has no leading "
+                                f"batch dimension {B}")
+        return value[keep]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **{
+            f.name: _take_rows(getattr(value, f.name), keep, B)
+            for f in dataclasses.fields(value) if isinstance(getattr(value, f.name), torch.Tensor)})
+    raise ScenarioError(f"per-episode state of type {type(value).__name__} cannot be re-indexed")
+
+
 def config_from_options(cls, options: dict, scenario: str):
     """A scenario's typed config dataclass from keyword options, unknown keys refused."""
     known = set(cls.__dataclass_fields__)
@@ -393,5 +472,13 @@ def resolve_device(name: str | None) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ScenarioError("--device cuda was asked for but no CUDA device is available")
     if name != "cpu" and not name.startswith("cuda"):
-        raise ScenarioError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
+        raise ScenarioError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ScenarioError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ScenarioError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                            "CUDA device(s), numbered from 0")
+    return device

@@ -4,6 +4,8 @@ Row b of the batch is one episode played by defender member `team_of[b]` under a
 `attacker_of[b]`. Per step (the observation and message surfaces of DESIGN.md's sketch):
 
     seen  = attacker_k.perturb(obs[rows_k])   for each observation attacker k, on its rows
+                                              (gradient attacks of the team share each
+                                              forward and backward pass: arena.gradients)
     h     = with_messages(h, attacker_j.message(messages(h)))   for each message attacker j
     q, h  = team.q_values(seen, h, last)      one stacked call for every row
     a     = greedy(q, avail)
@@ -40,6 +42,7 @@ from typing import Callable, Protocol
 import torch
 
 from arena.core import VecEnv, mix64, uniform_from
+from arena.gradients import drive_together
 from arena.scenarios import make
 
 QFn = Callable[[torch.Tensor], torch.Tensor]  # obs [R, n, o] -> Q [R, n, A]
@@ -195,34 +198,35 @@ def play(
     on_step: Callable[[int, int], None] | None = None,
     env: VecEnv | None = None,
     attack_salts: list[int] | None = None,
+    drop_finished: bool = True,
 ) -> EpisodeStats:
     """Play B = len(seeds) greedy episodes; row b: member team_of[b] vs attackers[attacker_of[b]].
 
     `freq[k]` is the fraction of steps attacker k acts (drawn per episode and step).
     `surrogates[k] = (team, member index [B])` gives attacker k black-box access: its gradients
     come from that team instead of the victim. `env` is a ready batch of B episodes of
-    `scenario` (built from the registry when None). `attack_salts[k]` salts attacker k's random
-    streams (`stream_salt` of its ref); without it the salt is k, which holds only while the
-    attackers list is the same in every batch.
+    `scenario` (built from the registry when None; one given keeps all its rows to the end).
+    `attack_salts[k]` salts attacker k's random streams (`stream_salt` of its ref); without it
+    the salt is k, which holds only while the attackers list is the same in every batch.
+    `drop_finished=False` keeps finished episodes in the batch to the end (the statistics are
+    the same; the reference the drop is tested against).
     """
     device = torch.device(device)
     B = len(seeds)
     seeds = seeds.to(device)
     team_of, attacker_of = team_of.to(device), attacker_of.to(device)
-    if env is None:
+    own_env = env is None
+    if own_env:
         env = make(scenario, B, device=device)
     elif env.B != B:
         raise ValueError(f"env steps {env.B} episodes but {B} seeds were given")
     n, A = env.spec.n_agents, env.spec.n_actions
-    hidden = team.initial_state(B, device)
-    last = torch.zeros(B, n, A, device=device)
     ret = torch.zeros(B, device=device)
+    won = torch.zeros(B, dtype=torch.bool, device=device)
     length = torch.zeros(B, dtype=torch.long, device=device)
     cost_sum = torch.zeros(B, device=device)
     cost_n = torch.zeros(B, device=device)
-    groups = [(k, (attacker_of == k).nonzero().flatten()) for k in range(len(attackers))]
-    groups = [(k, rows) for k, rows in groups if len(rows)]
-    sur_hidden = {k: s[0].initial_state(B, device) for k, s in (surrogates or {}).items()}
+    groups = _groups(attacker_of, len(attackers))
     for k, rows in groups:
         attackers[k].reset(len(rows), device)
     salts = attack_salts if attack_salts is not None else [_SALT_ATTACK + k for k in range(len(attackers))]
@@ -232,10 +236,31 @@ def play(
     hijacked = _draw_hijacked(attackers, groups, seeds, salts, n, device)
     _place_triggers(env, attackers, groups, cost_sum, cost_n)
     ts = env.reset(seeds=seeds)
+    # Every per-row tensor below is indexed by the env's rows; `live` maps them to the batch.
+    # Finished episodes are dropped from all of them at once (`env.keep_rows`), so the team,
+    # the attackers and the environment step live rows only; each row's streams are its own,
+    # so a kept episode plays exactly as it would in the full batch.
+    rows_of = _RowState(
+        live=torch.arange(B, device=device), seeds=seeds, team_of=team_of,
+        attacker_of=attacker_of, malicious=malicious, hijacked=hijacked,
+        hidden=team.initial_state(B, device), last=torch.zeros(B, n, A, device=device),
+        sur_of={k: s[1].to(device) for k, s in (surrogates or {}).items()},
+        sur_hidden={k: s[0].initial_state(B, device) for k, s in (surrogates or {}).items()},
+    )
+    # a caller's env keeps its batch: callers reuse it for the next call
+    drop = drop_finished and own_env and env.can_drop_rows
     t = 0
     while not bool(ts.done.all()):
+        if drop and bool(ts.done.any()):
+            keep = (~ts.done).nonzero().flatten()
+            ts = env.keep_rows(keep)
+            rows_of = rows_of.take(keep)
+            groups = _groups(rows_of.attacker_of, len(attackers))
+        r = rows_of
+        live = r.live
         active = ~ts.done
         seen = ts.obs.clone()
+        shared, perturbed = [], []  # (attacker, its rows, generator or perturbed obs)
         for k, rows in groups:
             rows = rows[active[rows]]
             if surface(attackers[k]) in ("environment", "agent"):
@@ -244,57 +269,99 @@ def play(
             if len(rows) == 0 or on_messages and t == 0:
                 continue
             if freq is not None and freq[k] < 1.0:
-                u = uniform_from(seeds[rows] ^ _SALT_FREQ, t, ()).view(-1)
+                u = uniform_from(r.seeds[rows] ^ _SALT_FREQ, t, ()).view(-1)
                 rows = rows[u < freq[k]]
                 if len(rows) == 0:
                     continue
             if on_messages:
-                cost_sum[rows] += _alter_messages(team, hidden, attackers[k], rows, team_of,
-                                                  malicious, ts, t, seeds ^ salts[k])
-                cost_n[rows] += 1
+                cost_sum[live[rows]] += _alter_messages(team, r.hidden, attackers[k], rows,
+                                                        r.team_of, r.malicious, ts, t,
+                                                        r.seeds ^ salts[k], live)
+                cost_n[live[rows]] += 1
                 continue
-            if surrogates and k in surrogates:
-                sur, sur_of = surrogates[k]
-                h_rows, member = sur_hidden[k][rows], sur_of[rows]
-                q_fn = _q_fn(sur, h_rows, last[rows], member)
+            black_box = bool(surrogates) and k in surrogates
+            if black_box:
+                q_fn = _q_fn(surrogates[k][0], r.sur_hidden[k][rows], r.last[rows],
+                             r.sur_of[k][rows])
             else:
-                q_fn = _q_fn(team, hidden[rows], last[rows], team_of[rows])
+                q_fn = _q_fn(team, r.hidden[rows], r.last[rows], r.team_of[rows])
             ctx = AttackContext(
-                q_fn=q_fn, avail=ts.avail[rows], state=ts.state[rows], t=t, rows=rows,
-                rand=Streams(seeds[rows] ^ salts[k], t),
+                q_fn=q_fn, avail=ts.avail[rows], state=ts.state[rows], t=t, rows=live[rows],
+                rand=Streams(r.seeds[rows] ^ salts[k], t),
             )
+            if hasattr(attackers[k], "perturb_steps") and not black_box:
+                shared.append((k, rows, attackers[k].perturb_steps(ts.obs[rows], ctx)))
+                continue
             with torch.enable_grad():
-                pert = attackers[k].perturb(ts.obs[rows], ctx)
+                perturbed.append((k, rows, attackers[k].perturb(ts.obs[rows], ctx)))
+        if shared:  # the gradient attacks of the team: one forward and backward per round
+            outs = drive_together([g for *_, g in shared], [rows for _, rows, _ in shared],
+                                  lambda rows: _q_fn(team, r.hidden[rows], r.last[rows],
+                                                     r.team_of[rows]))
+            perturbed += [(k, rows, out) for (k, rows, _), out in zip(shared, outs)]
+        for k, rows, pert in perturbed:
             pert = pert.detach()
             delta = pert - ts.obs[rows]  # [R, n, o]; the budget holds per agent
             per_agent = delta.abs().amax(-1) if _norm(attackers[k]) == "linf" else delta.norm(dim=-1)
-            cost_sum[rows] += per_agent.amax(1)
-            cost_n[rows] += 1
+            cost_sum[live[rows]] += per_agent.amax(1)
+            cost_n[live[rows]] += 1
             seen[rows] = pert
         with torch.no_grad():
-            q, hidden = team.q_values(seen, hidden, last, team_of)
-            for k, (sur, sur_of) in (surrogates or {}).items():
-                _, sur_hidden[k] = sur.q_values(seen, sur_hidden[k], last, sur_of)
+            q, r.hidden = team.q_values(seen, r.hidden, r.last, r.team_of)
+            for k, (sur, _) in (surrogates or {}).items():
+                _, r.sur_hidden[k] = sur.q_values(seen, r.sur_hidden[k], r.last, r.sur_of[k])
         actions = greedy(q, ts.avail)
         for k, rows in groups:
             if surface(attackers[k]) == "agent":
-                rows = _acting(rows, active, freq, k, seeds, t)
+                rows = _acting(rows, active, freq, k, r.seeds, t)
                 if len(rows):
-                    actions[rows] = _hijack(attackers[k], rows, hijacked[rows], actions[rows],
-                                            ts, last, t, seeds ^ salts[k])
-                    cost_sum[rows] += hijacked[rows].sum(1).float()
-                    cost_n[rows] += 1
-        last = torch.nn.functional.one_hot(actions, A).float()
+                    actions[rows] = _hijack(attackers[k], rows, r.hijacked[rows], actions[rows],
+                                            ts, r.last, t, r.seeds ^ salts[k], live)
+                    cost_sum[live[rows]] += r.hijacked[rows].sum(1).float()
+                    cost_n[live[rows]] += 1
+        r.last = torch.nn.functional.one_hot(actions, A).float()
         ts = env.step(actions)
-        ret += ts.reward
-        length += active.long()
+        ret[live] += ts.reward
+        won[live] = ts.won
+        length[live] += active.long()
         t += 1
         if on_step is not None:
-            on_step(t, int(ts.done.sum()))
+            on_step(t, B - len(live) + int(ts.done.sum()))
     return EpisodeStats(
-        returns=ret.cpu(), wins=ts.won.cpu(), lengths=length.cpu(),
+        returns=ret.cpu(), wins=won.cpu(), lengths=length.cpu(),
         cost=(cost_sum / cost_n.clamp(min=1)).cpu(),
     )
+
+
+@dataclass
+class _RowState:
+    """The rollout's per-row tensors, indexed like the environment's rows."""
+
+    live: torch.Tensor  # [R] the batch row of each
+    seeds: torch.Tensor
+    team_of: torch.Tensor
+    attacker_of: torch.Tensor
+    malicious: torch.Tensor
+    hijacked: torch.Tensor
+    hidden: torch.Tensor
+    last: torch.Tensor
+    sur_of: dict
+    sur_hidden: dict
+
+    def take(self, keep: torch.Tensor) -> "_RowState":
+        return _RowState(
+            live=self.live[keep], seeds=self.seeds[keep], team_of=self.team_of[keep],
+            attacker_of=self.attacker_of[keep], malicious=self.malicious[keep],
+            hijacked=self.hijacked[keep], hidden=self.hidden[keep], last=self.last[keep],
+            sur_of={k: v[keep] for k, v in self.sur_of.items()},
+            sur_hidden={k: v[keep] for k, v in self.sur_hidden.items()},
+        )
+
+
+def _groups(attacker_of: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
+    """(attacker k, its rows) for every attacker with rows left."""
+    groups = [(k, (attacker_of == k).nonzero().flatten()) for k in range(count)]
+    return [(k, rows) for k, rows in groups if len(rows)]
 
 
 class Streams:
@@ -347,12 +414,12 @@ def _draw_hijacked(attackers, groups, seeds, salts, n, device) -> torch.Tensor:
     return hijacked
 
 
-def _hijack(attacker, rows, hijacked, team_actions, ts, last, t, keys) -> torch.Tensor:
+def _hijack(attacker, rows, hijacked, team_actions, ts, last, t, keys, live) -> torch.Tensor:
     """The rows' actions with the hijacked agents' replaced by the attacker's; ValueError when
     it picks an unavailable action for one of them."""
     ctx = AgentContext(hijacked=hijacked, obs=ts.obs[rows], avail=ts.avail[rows],
                        state=ts.state[rows], last_action=last[rows], t=t,
-                       rand=Streams(keys[rows], t), rows=rows)
+                       rand=Streams(keys[rows], t), rows=live[rows])
     with torch.no_grad():
         chosen = attacker.act(ctx)
     if tuple(chosen.shape) != tuple(team_actions.shape):
@@ -381,7 +448,8 @@ def _draw_malicious(team, team_of, attackers, groups, seeds, salts, n, device) -
     return malicious
 
 
-def _alter_messages(team, hidden, attacker, rows, team_of, malicious, ts, t, keys) -> torch.Tensor:
+def _alter_messages(team, hidden, attacker, rows, team_of, malicious, ts, t, keys,
+                    live) -> torch.Tensor:
     """Replace, in place in `hidden`, the in-transit messages of `rows` by the attacker's, for
     malicious agents only; returns the step's cost per row [R]: the largest per-agent L2 norm
     of the change. Rows are split by message width (members may differ): a few groups."""
@@ -394,7 +462,7 @@ def _alter_messages(team, hidden, attacker, rows, team_of, malicious, ts, t, key
         h = hidden[r]
         msgs = team.messages(h, m_of)
         ctx = MessageContext(malicious=mal, avail=ts.avail[r], state=ts.state[r], t=t,
-                             rand=Streams(keys[r], t), rows=r, obs=ts.obs[r])
+                             rand=Streams(keys[r], t), rows=live[r], obs=ts.obs[r])
         with torch.no_grad():
             out = attacker.message(msgs.clone(), ctx)
         if out.shape != msgs.shape:

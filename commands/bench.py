@@ -56,26 +56,57 @@ def bench():
               help="Comma-separated batch sizes.")
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Steps timed per batch size.")
+@click.option("--compile", "compiled", is_flag=True,
+              help="Also time the compiled step (arena.compiled): eager and compiled side by "
+                   "side with their ratio; compiling costs seconds to a minute per batch size.")
+@click.option("--peer", type=click.Choice(["smax"]),
+              help="Time the same map of another implementation beside ours, in this process: "
+                   "smax (JaxMARL's SMAX on the CPU; 3m, 8m, 2s3z; needs `pip install -e "
+                   ".[peers]`).")
 @json_option
 @click.pass_obj
-def bench_env(ctx: Ctx, scenario_names, batch, steps):
+def bench_env(ctx: Ctx, scenario_names, batch, steps, compiled, peer):
     """Env-steps/s per batch size and the speed-up over batch 1.
 
     \b
-    Example:
+    Examples:
       arena bench env --scenario pp7,3m --batch 1,64,1024,4096
+      arena bench env --scenario 3m --batch 8 --compile
+      arena bench env --scenario 3m --batch 1,8,64,256,1024,4096 --peer smax --compile
     """
     from arena.bench import bench_env as run_bench
+    from arena.bench import bench_env_compiled
     from arena.core import resolve_device
 
+    if peer:
+        _bench_peer(ctx, peer, scenario_names, batch, steps, compiled)
+        return
     device = resolve_device(ctx.device)
     for name in scenario_names:
         check_memory(name, max(batch), str(device), "--batch")
     rows = []
+    runner = bench_env_compiled if compiled else run_bench
     with PhaseProgress(ctx, len(scenario_names) * len(batch), "bench env") as bar:
         for name in scenario_names:
-            rows += run_bench(name, batch, device=device, steps=steps,
-                              on_size=lambda b, name=name: bar.phase(f"{name} batch {b:,}"))
+            rows += runner(name, batch, device=device, steps=steps,
+                           on_size=lambda b, name=name: bar.phase(f"{name} batch {b:,}"))
+
+    def human_compiled():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"env-steps/s on {device}, eager vs compiled (one run, interleaved)")
+        for col in ("scenario", "batch", "eager", "compiled", "× eager", "compile s"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(r["scenario"], str(r["batch"]), f"{r['eager_steps_per_s']:,.0f}",
+                          f"{r['compiled_steps_per_s']:,.0f}" if r["compiled"] else "failed",
+                          f"{r['ratio']:.2f}", f"{r['compile_s']:.1f}")
+        Console().print(table)
+
+    if compiled:
+        emit(ctx, rows, human_compiled)
+        return
 
     def human():
         from rich.console import Console
@@ -87,6 +118,40 @@ def bench_env(ctx: Ctx, scenario_names, batch, steps):
         for r in rows:
             table.add_row(r["scenario"], str(r["batch"]), f"{r['env_steps_per_s']:,.0f}",
                           f"{r['speedup']:.1f}")
+        Console().print(table)
+
+    emit(ctx, rows, human)
+
+
+def _bench_peer(ctx: Ctx, peer, scenario_names, batch, steps, compiled):
+    from arena.bench_peer import versus
+
+    rows = []
+    with PhaseProgress(ctx, len(scenario_names) * len(batch) * 2, f"bench env vs {peer}") as bar:
+        for name in scenario_names:
+            rows += versus(peer, name, batch, steps, compiled,
+                           on_size=lambda b, name=name: bar.phase(f"{name} batch {b:,}"))
+
+    def rate(x, spec=",.0f"):
+        return "-" if x is None else format(x, spec)
+
+    def human():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"env-steps/s on the CPU, ours vs {peer} (one process)")
+        cols = ["scenario", "batch", "ours", peer, f"ours/{peer}"]
+        if compiled:
+            cols += ["ours compiled", f"compiled/{peer}"]
+        for col in cols:
+            table.add_column(col, justify="right")
+        for r in rows:
+            cells = [r["scenario"], str(r["batch"]), rate(r["ours_env_steps_per_s"]),
+                     rate(r["peer_env_steps_per_s"]), rate(r["ratio"], ".2f")]
+            if compiled:
+                cells += [rate(r["ours_compiled_env_steps_per_s"]),
+                          rate(r["compiled_ratio"], ".2f")]
+            table.add_row(*cells)
         Console().print(table)
 
     emit(ctx, rows, human)
@@ -134,6 +199,9 @@ def bench_matrix_cmd(ctx: Ctx, scenario, surface, episodes):
         click.echo(f"  one batch:          {out['batched_s']:8.2f} s  "
                    f"{out['episodes_per_s_batched']:9.1f} episodes/s")
         click.echo(f"  speed-up: {out['speedup']:.1f}×   same returns: {out['same_returns']}")
+        click.echo(f"  the batch stepped {out['row_steps']:,} episode-steps, "
+                   f"{out['live_share']:.0%} of the {out['row_steps_kept']:,} it would step "
+                   f"keeping finished episodes to the end")
 
     emit(ctx, out, human)
 

@@ -58,3 +58,27 @@ def parse_seeds(_ctx, param, value):
     if len(set(seeds)) != len(seeds):
         raise click.BadParameter(f"{value!r} repeats a seed", param=param)
     return seeds
+
+
+def _connect_ray(cctx: click.Context, _param, value):
+    """--ray: join the cluster as soon as the option is read, so a bad address is one line
+    before any work; fills, trainings and PSRO responses then use it (policies.distributed)."""
+    if value is None:
+        return value
+    from policies.distributed import connect
+
+    about = connect(value.strip())
+    obj = cctx.find_root().obj
+    if not (getattr(obj, "quiet", False) or getattr(obj, "json", False)):
+        click.echo(about, err=True)
+    return value
+
+
+def ray_option(f):
+    """--ray auto|ADDRESS, shared by the commands that fill tables or train responses."""
+    return click.option(
+        "--ray", metavar="auto|ADDRESS", expose_value=False, callback=_connect_ray,
+        help="Split missing cells and trainings over a Ray cluster: auto (RAY_ADDRESS, a "
+             "running local cluster, else a new local instance) or its address (HEAD:6379, "
+             "ray://HEAD:10001). Results are those of one process; only this one writes the "
+             "league. Needs `pip install -e .[ray]`.")(f)

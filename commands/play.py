@@ -10,7 +10,8 @@ from commands.common import (
     BackdoorProgress, Ctx, StepProgress, default_scenario, emit, heatmap_eps, json_option, num,
     print_solution, print_table, split_names, summary,
 )
-from commands.options import EPISODES, SEED, check_memory, scenario_name, writable_file
+from commands.options import (EPISODES, SEED, check_memory, ray_option, scenario_name,
+                              writable_file)
 from commands.surfaces import backdoor_matrix, device_of, training_matrix
 
 @click.command()
@@ -176,6 +177,7 @@ def _play_backdoor(ctx: Ctx, defence: str, attacker: str, scenario: str, episode
 @click.option("--by-seed", is_flag=True,
               help="Show each training seed of a family as its own row or column (default: one "
                    "per family, the mean of the seeds' means with a between-seed 95% CI).")
+@ray_option
 @json_option
 @click.pass_obj
 def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt, as_csv, plot,
@@ -196,6 +198,8 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
       arena matrix --scenario stag10 --surface backdoor  # defences × backdoors
       arena matrix --scenario 3m --surface agent    # teams × hijacked teammates
       arena matrix --scenario spread --surface training --seeds 5 --jobs 2
+      arena matrix --scenario 3m --ray auto           # cells split over a local Ray
+      arena matrix --scenario 3m --ray head:6379      # ... or over a cluster's nodes
 
     \b
     `atla` is the stored attacker trained against one defender (a transfer attack for the other
@@ -215,6 +219,10 @@ def matrix(ctx: Ctx, scenario, defenders, attackers, episodes, seed, metric, fmt
         raise click.UsageError(f"--adaptive trains observation attackers; drop --surface "
                                f"{surface}")
     if surface == "backdoor":
+        from policies.distributed import active
+
+        if active():
+            raise click.UsageError("--ray is not available with --surface backdoor")
         for given, name in ((fmt, "--format"), (plot, "--plot"), (by_seed, "--by-seed")):
             if given:
                 raise click.UsageError(f"{name} is not available with --surface backdoor")

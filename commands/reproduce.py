@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from commands.common import Ctx, Reporter, emit, json_option
-from commands.options import EPISODES, SEED, parse_seeds
+from commands.options import EPISODES, SEED, parse_seeds, ray_option
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def reproduce():
@@ -28,6 +28,7 @@ def reproduce():
     Examples:
       arena reproduce s003 --quick --out report/
       arena reproduce s002 --quick --out report_s002/
+      arena reproduce s001 --ray head:6379   # trainings and tables on a Ray cluster
     """
 
 
@@ -373,5 +374,9 @@ def s001(ctx: Ctx, quick, out, seeds, scenarios, steps, jobs):
 
     emit(ctx, {"paper": "s001", "report": str(report), **data}, human)
 
+
+# every paper fills tables and trains teams through the same fills and training cells
+for _cmd in reproduce.commands.values():
+    ray_option(_cmd)
 
 COMMANDS = [reproduce]

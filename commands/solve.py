@@ -9,6 +9,7 @@ import click
 
 from commands.common import (Ctx, CountProgress, default_scenario, emit, json_option, num,
                              kind_params, print_solution, progress_info, split_names)
+from commands.options import ray_option
 
 
 # policies.surfaces.SURFACES, spelt here: importing it loads torch before `--help`
@@ -220,6 +221,7 @@ def solve(ctx: Ctx, scenario, method, metric, matrix_file, defenders, attackers,
 @click.option("--seed", default=0, show_default=True)
 @click.option("--name", "run_name", help="Run id (default: psro<N>).")
 @click.option("--resume", "resume_run", help="Resume this run from its last iteration.")
+@ray_option
 @json_option
 @click.pass_obj
 def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker_oracle,
@@ -242,6 +244,7 @@ def psro(ctx: Ctx, scenario, defenders, attackers, iterations, surface, attacker
       arena psro --surface agent --scenario 3m --defenders qmix \
           --attackers takeover_random --iterations 2        # hijacked teammates
       arena psro --resume psro1
+      arena psro --scenario 3m --defenders qmix --ray auto  # both oracles at once, on Ray
     """
     from arena.core import resolve_device
     from solvers.psro_league import ORACLES, LeaguePSROConfig, run_league_psro

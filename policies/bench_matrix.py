@@ -67,22 +67,29 @@ def bench_matrix(league_open, scenario: str, episodes: int, device, defenders=No
         check_batch(scenario, episodes, len(defenders) * len(attackers), device)
         lineup = build_lineup(lg, scenario, defenders, attackers, device)
     cells = [pay.Cell(d, a, episodes, seed) for d in defenders for a in attackers]
+    total = len(cells) * episodes
+    steps = []  # episodes finished after each step of the batch
+
     phase("one batch")
     start = time.perf_counter()
-    batched = pay.run_cells(scenario, lineup, cells, device)
+    batched = pay.run_cells(scenario, lineup, cells, device,
+                            on_step=lambda t, done: steps.append(done))
     t_batched = time.perf_counter() - start
+    # rows the batch stepped (finished episodes leave it) against a batch that keeps them
+    stepped = total + sum(total - d for d in steps[:-1])
     phase("episode by episode")
     start = time.perf_counter()
     seq = pay.run_cells_sequential(scenario, lineup, cells, device)
     t_seq = time.perf_counter() - start
     same = all(torch.allclose(b.returns, s.returns, atol=1e-4) for b, s in zip(batched, seq))
-    total = len(cells) * episodes
     return {"scenario": scenario, "surface": surface, "device": str(device),
             "defenders": len(defenders),
             "attackers": len(attackers), "episodes_per_cell": episodes, "episodes": total,
             "sequential_s": t_seq, "batched_s": t_batched, "speedup": t_seq / t_batched,
             "episodes_per_s_sequential": total / t_seq, "episodes_per_s_batched": total / t_batched,
-            "same_returns": same, "rows": list(defenders), "columns": list(attackers)}
+            "same_returns": same, "rows": list(defenders), "columns": list(attackers),
+            "row_steps": stepped, "row_steps_kept": total * len(steps),
+            "live_share": stepped / max(1, total * len(steps))}
 
 
 def bench_matrix_anywhere(league_path: Path, scenario: str, episodes: int, device,

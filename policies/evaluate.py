@@ -82,16 +82,18 @@ _MAX_ROUNDS = 4
 def commit(league_open: Callable, scenario: str, cells: list, stats: list, device) -> list:
     """Append one record per cell in one transaction, re-reading under the write lock what is
     stored: a cell whose episodes another fill or play committed since the plan is left out
-    (its episodes would be replays). Returns the cells left out."""
+    (its episodes would be replays). Returns the cells left out. `device` is one device, or
+    one per cell where the cells were played on several."""
     version = code_version()
+    devices = device if isinstance(device, list) else [device] * len(cells)
     left_out = []
     with league_open("a") as lg, lg.transaction():
         stored = pay.stored_seeds(lg.matches(scenario))
-        for c, st in zip(cells, stats):
+        for c, st, where in zip(cells, stats, devices):
             if pay.is_stored(c, stored):
                 left_out.append(c)
                 continue
-            lg.add_match(pay.to_record(scenario, c, st, str(device), version))
+            lg.add_match(pay.to_record(scenario, c, st, str(where), version))
     return left_out
 
 
@@ -133,7 +135,7 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
          attackers: list[str] | None, episodes: int, seed: int = 0, device="auto",
          on_step=None, on_plan=None, sequential: bool = False,
          pairs: set[tuple[str, str]] | None = None,
-         surface: str = "observation") -> FillResult:
+         surface: str = "observation", ray: bool | None = None) -> FillResult:
     """Fill the cells of defenders × attackers on `scenario` up to `episodes` each.
 
     `league_open(mode)` opens the league. `sequential=True` plays cell by cell and episode by
@@ -141,13 +143,20 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
     another process filled while this one played are not recorded twice: what is left short
     is planned and played again. `pairs` (defender ref, attacker ref), when given, are the
     only cells planned; the table returned still spans defenders × attackers. `surface`
-    chooses the default players (`default_players`).
+    chooses the default players (`default_players`). `ray` splits the cells over the Ray
+    cluster (`policies.distributed`; None: when `distributed.connect` joined one); the records
+    are the same, only this process writes them.
     """
     import time
+
+    from policies import distributed
 
     if episodes < 1:
         raise PolicyError("--episodes must be at least 1")
     device = resolve_device(device)
+    ray = distributed.active() if ray is None else ray
+    if ray and sequential:
+        raise PolicyError("the sequential reference fill runs in one process: drop --ray")
     run = pay.run_cells_sequential if sequential else pay.run_cells
     ran, seconds = [], 0.0
     for _ in range(_MAX_ROUNDS):
@@ -156,22 +165,29 @@ def fill(league_open: Callable, scenario: str, defenders: list[str] | None,
                 defenders, attackers = table_players(lg, scenario, defenders, attackers, surface)
             table = lg.payoff(scenario, defenders, attackers)
             if not ran:
-                check_batch(scenario, episodes, table.count.size if pairs is None else
-                            len(pairs), device)
+                n = table.count.size if pairs is None else len(pairs)
+                # on a cluster each worker holds its own chunk of the cells
+                check_batch(scenario, episodes, -(-n // distributed.workers(device)) if ray
+                            else n, device)
             cells = pay.plan(table, episodes, seed, pay.stored_seeds(lg.matches(scenario))
                              if (table.count < episodes).any() else None)
             if pairs is not None:
                 cells = [c for c in cells if (c.defender, c.attacker) in pairs]
-            lineup = build_lineup(lg, scenario, defenders, attackers, device) if cells else None
+            path = lg.path
+            lineup = (build_lineup(lg, scenario, defenders, attackers, device)
+                      if cells and not ray else None)
         if on_plan is not None:
             on_plan(cells)
         if not cells:
             break
         start = time.perf_counter()
-        stats = run(scenario, lineup, cells, device, on_step)
+        if ray:
+            stats, where = distributed.run_cells(path, scenario, cells, str(device))
+        else:
+            stats, where = run(scenario, lineup, cells, device, on_step), device
         seconds += time.perf_counter() - start
         ran += cells
-        if not commit(league_open, scenario, cells, stats, device):
+        if not commit(league_open, scenario, cells, stats, where):
             break
     with league_open("r") as lg:
         table = lg.payoff(scenario, defenders, attackers)

@@ -39,6 +39,10 @@ from solvers.meta import solve
 
 
 class PSROGame(Protocol):
+    """A game may also have `responses(defenders, σ_D, attackers, σ_A, iteration) -> (new
+    attacker, new defender)`: both oracles of an iteration at once (e.g. in parallel). The
+    loop uses it where present."""
+
     def payoff(self, defenders: list[str], attackers: list[str]) -> np.ndarray:
         """[D, A] defender utility, filling whatever cells are missing."""
 
@@ -103,8 +107,12 @@ def run_psro(game: PSROGame, defenders: list[str], attackers: list[str], cfg: PS
         rec = Iteration(it, list(defenders), list(attackers), sol.defender.tolist(),
                         sol.attacker.tolist(), float(sol.value), float(sol.exploitability))
         if it < cfg.iterations:
-            new_a = game.attacker_response(defenders, sol.defender, it)
-            new_d = game.defender_response(attackers, sol.attacker, it)
+            if hasattr(game, "responses"):  # a game that can train both at once
+                new_a, new_d = game.responses(defenders, sol.defender, attackers,
+                                              sol.attacker, it)
+            else:
+                new_a = game.attacker_response(defenders, sol.defender, it)
+                new_d = game.defender_response(attackers, sol.attacker, it)
             d_next = defenders + ([new_d] if new_d not in defenders else [])
             a_next = attackers + ([new_a] if new_a not in attackers else [])
             M2 = game.payoff(d_next, a_next)

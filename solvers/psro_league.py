@@ -118,7 +118,14 @@ class LeagueGame:
             attackers, M = self._last
             return marnet_response(self, defenders, sigma, attackers,
                                    solve(M, self.cfg.meta).attacker, iteration)
-        from policies.build import base_provenance
+        plan = self._attacker_plan(defenders, sigma, iteration)
+        self.on_oracle(plan["name"], self.cfg.steps_per_oracle)
+        return self._store_response(plan, plan["train"](*plan["args"], **plan["kwargs"],
+                                                        on_progress=self.on_progress))
+
+    def _attacker_plan(self, defenders, sigma, iteration) -> dict:
+        """The observation attacker oracle as data: what to train (a call a Ray worker can run
+        as well as this process) and how to store it."""
         from policies.observation.train_attacker import AttackerTrainConfig, train_attacker
 
         victims, weights, refs = self._records(defenders, sigma)
@@ -129,13 +136,35 @@ class LeagueGame:
                                   steps=self.cfg.steps_per_oracle, seed=self.cfg.seed + iteration,
                                   eps=self.cfg.eps, device=self.cfg.device,
                                   trained_against={"mixture": dict(zip(refs, weights))})
-        self.on_oracle(name, self.cfg.steps_per_oracle)
-        res = train_attacker(cfg, victims, weights, on_progress=self.on_progress)
-        prov = base_provenance(**{**res.provenance, "psro_run": self.run_id,
-                                  "psro_iteration": iteration})
+        return {"name": name, "role": "attacker", "kind": self.cfg.attacker_oracle,
+                "train": train_attacker, "args": (cfg, victims, weights), "kwargs": {},
+                "provenance": {"psro_run": self.run_id, "psro_iteration": iteration}}
+
+    def _store_response(self, plan: dict, res) -> str:
+        from policies.build import base_provenance
+
+        prov = base_provenance(**{**res.provenance, **plan["provenance"]})
         with self.open("a") as lg:
-            return lg.add_policy(name, "attacker", self.cfg.attacker_oracle, self.cfg.scenario,
+            return lg.add_policy(plan["name"], plan["role"], plan["kind"], self.cfg.scenario,
                                  res.config, res.weights, prov)
+
+    def responses(self, defenders, sigma_d, attackers, sigma_a, iteration) -> tuple[str, str]:
+        """Both oracles of an iteration: (new attacker, new defender). On a Ray cluster
+        (`policies.distributed.connect`) the observation oracles train at once, as two tasks
+        that return their weights; this process stores them, the attacker first, as a run in
+        one process does. The other surfaces train one after the other here."""
+        from policies import distributed
+
+        if self.cfg.surface != "observation" or not distributed.active():
+            return (self.attacker_response(defenders, sigma_d, iteration),
+                    self.defender_response(attackers, sigma_a, iteration))
+        plans = [self._attacker_plan(defenders, sigma_d, iteration),
+                 self._defender_plan(attackers, sigma_a, iteration)]
+        self.say(f"training {plans[0]['name']} and {plans[1]['name']} as two Ray tasks")
+        tasks = [distributed.submit(p["train"], *p["args"], device=self.cfg.device,
+                                    **p["kwargs"]) for p in plans]
+        results = distributed.gather(tasks)
+        return tuple(self._store_response(p, r) for p, r in zip(plans, results))
 
     def defender_response(self, attackers, sigma, iteration) -> str:
         if self.cfg.surface == "message":
@@ -148,7 +177,13 @@ class LeagueGame:
             from solvers.psro_backdoor import finetune_response
 
             return finetune_response(self, self._sigma_d, attackers, sigma, iteration)
-        from policies.build import base_provenance
+        plan = self._defender_plan(attackers, sigma, iteration)
+        self.on_oracle(plan["name"], self.cfg.steps_per_oracle)
+        return self._store_response(plan, plan["train"](*plan["args"], **plan["kwargs"],
+                                                        on_progress=self.on_progress))
+
+    def _defender_plan(self, attackers, sigma, iteration) -> dict:
+        """The observation defender oracle as data (see `_attacker_plan`)."""
         from policies.learners.train_defender import DefenderTrainConfig, train_defender
 
         name = f"{self.run_id}_def{iteration}"
@@ -172,14 +207,11 @@ class LeagueGame:
                 perturb = MixturePerturb.from_league(lg, self.cfg.scenario, attackers, sigma,
                                                      self.cfg.seed + iteration, self.cfg.device)
         self.say(f"training {name} ({self.cfg.defender_oracle}) from {base.ref}")
-        self.on_oracle(name, self.cfg.steps_per_oracle)
-        res = train_defender(cfg, on_progress=self.on_progress, perturb=perturb)
         against = {a: float(w) for a, w in zip(attackers, sigma) if w > 0}
-        prov = base_provenance(**{**res.provenance, "parent": base.ref, "psro_run": self.run_id,
-                                  "psro_iteration": iteration, "trained_against": against})
-        with self.open("a") as lg:
-            return lg.add_policy(name, "defender", base.kind, self.cfg.scenario, res.config,
-                                 res.weights, prov)
+        return {"name": name, "role": "defender", "kind": base.kind,
+                "train": train_defender, "args": (cfg,), "kwargs": {"perturb": perturb},
+                "provenance": {"parent": base.ref, "psro_run": self.run_id,
+                               "psro_iteration": iteration, "trained_against": against}}
 
     def _backdoor_payoff(self, defenders, attackers) -> np.ndarray:
         from policies.backdoor.cells import fill_backdoor

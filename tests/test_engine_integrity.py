@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from arena import payoff as pay
+from arena.rollout import play
 from arena.scenarios import spec as scenario_spec
 from cli import main
 from policies.build import base_provenance
@@ -175,6 +176,28 @@ def test_every_attacker_kind_plays_the_same_episodes_alone_and_inside_a_batch(tm
                 assert torch.equal(got.returns, st.returns), what
                 assert torch.equal(got.wins, st.wins) and torch.equal(got.lengths, st.lengths), what
                 torch.testing.assert_close(got.cost, st.cost, rtol=0, atol=1e-6, msg=what)
+
+
+def test_dropping_finished_episodes_changes_no_cell(tmp_path):
+    """The rollout steps live episodes only (`play(drop_finished=True)`, the default): every
+    statistic of every episode is the one of the batch that keeps finished episodes to the
+    end, for every attacker kind, a surrogate (transfer) attacker and a frequency below 1."""
+    path = league_of_every_attacker(tmp_path / "l.h5")
+    defenders = ["qmix0@v1", "vdn1@v1"]
+    with League(path) as lg:
+        lineup = build_lineup(lg, "3m", defenders, ATTACKERS)
+    cells = [pay.Cell(d, a, 5, 2) for d in defenders for a in ATTACKERS]
+    seeds, team_of, attacker_of = pay.layout(lineup, cells)
+    # black-box FGSM: its gradients come from the other defender of the stacked team
+    surrogates = {lineup.attackers.index("fgsm@v1"): (lineup.team, 1 - team_of)}
+    freq = [min(f, 0.7) for f in lineup.freq]
+    runs = [play("3m", lineup.team, team_of, lineup.attacker_objs, attacker_of, seeds,
+                 freq=freq, surrogates=surrogates, attack_salts=lineup.attacker_salts,
+                 drop_finished=drop) for drop in (False, True)]
+    kept, dropped = runs
+    assert kept.lengths.min() < kept.lengths.max(), "episodes end at different steps"
+    for f in ("returns", "wins", "lengths", "cost"):
+        assert torch.equal(getattr(kept, f), getattr(dropped, f)), f
 
 
 def test_a_stored_seed_replays_its_record_inside_a_bigger_table(tmp_path):

@@ -89,6 +89,35 @@ def test_stacked_team_matches_each_member_called_alone():
         torch.testing.assert_close(h2[r : r + 1], h_ref, atol=1e-5, rtol=1e-5)
 
 
+def test_stacked_team_in_chunks_matches_one_block_per_member():
+    """Members holding very different numbers of rows are played in chunks of one member each
+    (little padding): the same Q-values and states as one padded block per member, which is
+    what 3 rows against 300 would otherwise take."""
+    from policies.teams import stacked_team
+
+    n_agents, obs_dim, A = 2, 6, 4
+    agents = _agents(3, obs_dim + A + n_agents, A, seed=1)
+    team = StackedTeam(agents, n_agents, A)
+    member = torch.cat([torch.zeros(300, dtype=torch.long), torch.tensor([1, 1, 2])])
+    member = member[torch.randperm(len(member), generator=torch.Generator().manual_seed(0))]
+    R = len(member)
+    counts = torch.bincount(member, minlength=3)
+    rank = torch.empty_like(member)
+    order = torch.argsort(member, stable=True)
+    rank[order] = torch.arange(R) - (torch.cumsum(counts, 0) - counts)[member[order]]
+    blocks, slots, *_, of = stacked_team._blocks(counts, member, rank, R, 3)
+    assert of is not None and blocks * slots < 3 * 300 / 2, "chunks are chosen"
+    obs = torch.randn(R, n_agents, obs_dim)
+    h = torch.randn(R, n_agents, 64)
+    last = torch.nn.functional.one_hot(torch.randint(A, (R, n_agents)), A).float()
+    q, h2 = team.q_values(obs, h, last, member)
+    for m in range(3):  # each member's rows alone: one block, no chunks
+        rows = (member == m).nonzero().flatten()
+        q_m, h_m = team.q_values(obs[rows], h[rows], last[rows], member[rows])
+        torch.testing.assert_close(q[rows], q_m, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(h2[rows], h_m, atol=1e-6, rtol=1e-6)
+
+
 def _ctx(q_fn, R, seed=0):
     return AttackContext(q_fn=q_fn, avail=torch.ones(R, 2, 4, dtype=torch.bool),
                          state=torch.zeros(R, 1), t=0, rand=Streams(torch.arange(R) + seed, 0),
@@ -135,6 +164,7 @@ def test_black_box_attack_takes_gradients_of_the_surrogate(tmp_path, monkeypatch
     from arena import rollout
     from policies.build import build_policy_record
     from policies.observation.fgsm import fgsm as real_fgsm
+    from policies.observation.fgsm import fgsm_steps as real_steps
     from policies.lineup import build_lineup
 
     path = make_league(tmp_path / "l.h5", attackers=(("fgsm", ["eps=0.3"]),))
@@ -144,22 +174,27 @@ def test_black_box_attack_takes_gradients_of_the_surrogate(tmp_path, monkeypatch
         lineup = build_lineup(lg, "pp7", ["qmix0@v1"], ["fgsm@v1", "fgsm_bb@v1"])
     assert list(lineup.surrogates) == [1]  # only the black-box attacker has a surrogate
     victim, (surrogate, _) = lineup.team, lineup.surrogates[1]
-    seen = {}
+    calls = []
 
-    def spy(q_fn, obs, eps, norm="linf", agent_mask=None, avail=None):
-        out = real_fgsm(q_fn, obs, eps, norm, agent_mask, avail)
-        seen.setdefault("calls", []).append((obs.clone(), out, avail))
+    def spy(obs, eps, norm="linf", agent_mask=None, avail=None, **kw):
+        out = yield from real_steps(obs, eps, norm, agent_mask, avail, **kw)
+        calls.append((obs.clone(), out, avail))
         return out
 
-    monkeypatch.setattr("policies.observation.attacks.fgsm", spy)
+    monkeypatch.setattr("policies.observation.attacks.fgsm_steps", spy)
     seeds = rollout.episode_seeds(0, 0, 2)
     rollout.play("pp7", victim, torch.zeros(2, dtype=torch.long), lineup.attacker_objs,
                  torch.tensor([0, 1]), seeds, surrogates={1: (surrogate, torch.zeros(2, dtype=torch.long))})
-    _, (obs_b, out_b, avail) = seen["calls"][:2]  # first step: white-box row, black-box row
     zeros = torch.zeros(1, 3, 6)
     h = victim.initial_state(1)
-    by_victim = real_fgsm(lambda o: victim.q_values(o, h, zeros, torch.zeros(1, dtype=torch.long))[0],
-                          obs_b, 0.3, avail=avail)
-    by_surrogate = real_fgsm(lambda o: surrogate.q_values(o, h, zeros, torch.zeros(1, dtype=torch.long))[0],
-                             obs_b, 0.3, avail=avail)
-    assert torch.allclose(out_b, by_surrogate) and not torch.allclose(out_b, by_victim)
+    member = torch.zeros(1, dtype=torch.long)
+    found = set()
+    for obs, out, avail in calls[:2]:  # the first step: the white-box row and the black-box row
+        by_victim = real_fgsm(lambda o: victim.q_values(o, h, zeros, member)[0], obs, 0.3,
+                              avail=avail)
+        by_surrogate = real_fgsm(lambda o: surrogate.q_values(o, h, zeros, member)[0], obs, 0.3,
+                                 avail=avail)
+        assert not torch.allclose(by_victim, by_surrogate)
+        found.add("victim" if torch.allclose(out, by_victim) else
+                  "surrogate" if torch.allclose(out, by_surrogate) else "neither")
+    assert found == {"victim", "surrogate"}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from arena.bench import random_legal_actions
-from arena.core import STANDARD_GROUPS, ScenarioError, resolve_device
+from arena.core import STANDARD_GROUPS, ScenarioError, resolve_device, uniform_from
 from arena.scenarios import REGISTRY, make
 from tests.helpers import rollout
 
@@ -65,6 +65,45 @@ def test_a_row_does_not_depend_on_the_rest_of_the_batch(name):
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
+def test_dropping_rows_leaves_the_kept_episodes_unchanged(name):
+    """`keep_rows` (the rollout drops finished episodes): each kept episode goes on exactly
+    as in the full batch. Rows are dropped as they finish, plus some live ones, in a shuffled
+    order; actions come from each episode's own stream, so they do not depend on the batch."""
+    env = _available(name)
+    if not env.can_drop_rows:
+        with pytest.raises(ScenarioError, match="cannot drop"):
+            env.reset(seed=0)
+            env.keep_rows(torch.tensor([0]))
+        return
+    B, limit = 9, env.spec.episode_limit
+    seeds = torch.arange(100, 100 + B) * 7919
+    full, part = make(name, B), make(name, B)
+    ts_f, ts_p = full.reset(seeds=seeds), part.reset(seeds=seeds)
+    rows = torch.arange(B)  # the full batch's row of each of part's rows
+
+    def actions(avail, row_seeds, t):
+        u = uniform_from(row_seeds, t, tuple(avail.shape[1:]))
+        return (u * avail).argmax(-1)
+
+    for t in range(limit):
+        ts_f = full.step(actions(ts_f.avail, seeds, t))
+        ts_p = part.step(actions(ts_p.avail, seeds[rows], t))
+        for field in ("obs", "state", "avail", "reward", "done", "won"):
+            assert torch.equal(getattr(ts_f, field)[rows], getattr(ts_p, field)), (t, field)
+        for key, value in ts_p.info.items():
+            assert torch.equal(ts_f.info[key][rows], value), (t, key)
+        if ts_p.done.all():
+            break
+        keep = (~ts_p.done).nonzero().flatten()
+        if t == 3 and len(keep) > 2:  # a live row dropped too, and the rest reordered
+            keep = keep[1:].flip(0)
+        ts_p = part.keep_rows(keep)
+        rows = rows[keep]
+        assert part.B == len(keep) and torch.equal(ts_p.obs, ts_f.obs[rows])
+    assert len(rows) < B
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
 def test_finished_episodes_stay_frozen(name):
     env = _available(name)
     limit = env.spec.episode_limit
@@ -99,9 +138,19 @@ def test_auto_reset_restarts_finished_episodes(name):
 def test_cuda_device_is_a_clear_error_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(ScenarioError, match="no CUDA device"):
-        resolve_device("cuda")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(ScenarioError, match="no CUDA device"):
+            resolve_device(name)
     assert resolve_device("auto").type == "cpu"
+
+
+def test_a_cuda_index_past_the_devices_is_a_clear_error():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a GPU")
+    count = torch.cuda.device_count()
+    assert resolve_device(f"cuda:{count - 1}").index == count - 1
+    with pytest.raises(ScenarioError, match="numbered from 0"):
+        resolve_device(f"cuda:{count}")
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

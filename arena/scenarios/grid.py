@@ -184,6 +184,9 @@ class GridHunt(VecEnv):
       frozen [B, n] bool (removed agents sit on the dump cell).
     """
 
+    _row_state = ("occ", "agent_pos", "prey_pos", "alive", "wall_val", "trigger",
+                  "_trigger_seen", "n_triggers", "frozen")
+
     def __init__(self, config: GridConfig, batch_size: int, device="cpu", auto_reset=False,
                  debug=False):
         config.validate()
@@ -236,6 +239,9 @@ class GridHunt(VecEnv):
         self._reward = torch.tensor(c.prey_rewards, device=dev)[self._prey_type]  # [m]
         self._ar = torch.arange(self.B, device=dev)  # [B]
         self._state_chans = torch.tensor(c.state_channels, dtype=torch.long, device=dev)
+
+    def _rows_kept(self) -> None:
+        self._ar = torch.arange(self.B, device=self.device)
 
     # -- randomness: every draw of a reset or a step goes through these two -------------------
     def _draw_layout(self) -> dict[str, torch.Tensor]:

@@ -101,6 +101,8 @@ class CombatState:
 class SmacLite(VecEnv):
     """Batched SMAC-style battle on one of the maps of `smac_units.MAPS`."""
 
+    _row_state = ("units",)
+
     def __init__(
         self,
         batch_size: int,

@@ -51,6 +51,8 @@ class MarkerSmac(SmacLite):
     that carry a marker), n_markers [B] long (markers of each row's next reset).
     """
 
+    _row_state = SmacLite._row_state + ("marker_pos", "marker_on", "n_markers", "_trigger_seen")
+
     def __init__(self, batch_size: int, device="cpu", auto_reset: bool = False,
                  debug: bool = False, trigger_fraction: float = 0.0):
         if not 0.0 <= float(trigger_fraction) <= 1.0:

@@ -98,6 +98,8 @@ class ScoutSmac(SmacLite):
     """SmacLite with a far-sighted spotter (agent 0), blind agents, and a holding enemy drawn
     at one of `PLACES` per episode (see the module docstring)."""
 
+    _row_state = SmacLite._row_state + ("place",)
+
     def __init__(self, batch_size: int, device="cpu", auto_reset: bool = False,
                  debug: bool = False, map_name: str = "3m_vs_1md", name: str = "1o_2m_scout",
                  episode_limit: int = SCOUT_LIMIT):

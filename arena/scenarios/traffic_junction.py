@@ -151,6 +151,8 @@ class TrafficJunction(VecEnv):
     name = "tj_easy"
     config_cls = TrafficJunctionConfig
 
+    _row_state = ("alive", "route", "prog", "tau", "crashed")
+
     def __init__(
         self,
         batch_size: int,

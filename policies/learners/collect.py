@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from arena.compiled import compile_function
 from arena.core import VecEnv
 from policies.learners.episode_buffer import empty_episodes
 from policies.teams.rnn_agent import QTeam
@@ -116,6 +117,41 @@ def collect_episodes(
     lengths = batch["filled"].sum(1)
     stats = EpisodeStats(returns=returns, won=ts.won.clone(), lengths=lengths, steps=int(lengths.sum()))
     return batch, stats
+
+
+# Where compile="auto" compiles. On 2 shared CPU cores, QMIX on 3m with 8 parallel episodes
+# saved about 0.14 ms per team step (1.1 ms per step of the batch); compiling took 38 s with
+# an empty inductor cache and 4-6 s with the kernels cached on disk by an earlier run: it
+# pays from about 40k steps once cached, 270k on a fresh machine (build/s16/readme_compile.md).
+# Larger batches gain little, their step being arithmetic rather than dispatch.
+COMPILE_AUTO_STEPS = 100_000
+COMPILE_AUTO_ENVS = 64
+
+
+def compile_pays(setting: bool | str, steps: int, envs: int) -> bool:
+    """Whether a run of `steps` team steps over `envs` parallel episodes compiles."""
+    if setting == "auto":
+        return steps >= COMPILE_AUTO_STEPS and envs <= COMPILE_AUTO_ENVS
+    return bool(setting)
+
+
+class CompiledTeamStep(QTeam):
+    """A QTeam whose `q_values` (inputs, agent forward) runs compiled, for collection at a
+    fixed batch. Shares the agent, so the learner's updates are seen at once. Only for
+    no-grad calls of a fixed shape: a perturbation that differentiates through Q needs
+    the eager team."""
+
+    def __init__(self, team: QTeam):
+        super().__init__(team.agent, team.n_agents, team.n_actions)
+        self._compiled_q = compile_function(self._no_grad_q)
+
+    def _no_grad_q(self, obs, hidden, last_action):
+        return QTeam.q_values(self, obs, hidden, last_action)
+
+    def q_values(self, obs, hidden, last_action=None, avail=None):
+        if avail is not None or torch.is_grad_enabled() or last_action is None:
+            return QTeam.q_values(self, obs, hidden, last_action, avail)
+        return self._compiled_q(obs, hidden, last_action)
 
 
 def evaluate_greedy(

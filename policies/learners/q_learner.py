@@ -68,6 +68,9 @@ class QLearner:
         B, T1, n, _ = obs.shape
         first = torch.zeros(B, 1, n, self.n_actions, device=obs.device)
         last_oh = torch.cat([first, onehot_actions(actions, self.n_actions)], dim=1)  # [B, T+1, n, A]
+        if _one_gru_call(agent):
+            q, hs = _sequence_unroll(agent, obs, last_oh)
+            return q, hs, last_oh
         h = agent.init_hidden(B * n)
         qs, hs = [], []
         for t in range(T1):
@@ -147,3 +150,36 @@ class QLearner:
             attack_q_fn=q_fn_with(h.detach()),
         )
         return reg.view(B, T)
+
+
+def _one_gru_call(agent) -> bool:
+    """Whether the unroll may run as one GRU call: a plain recurrent RNNAgent (its subclasses
+    and the communicating agents compute more than fc1 → GRU cell → fc2) on the CPU (cuDNN
+    would want the cell's weights copied into one flat buffer at every call)."""
+    return (type(agent) is RNNAgent and agent.use_rnn and SEQUENCE_UNROLL
+            and agent.fc1.weight.device.type == "cpu")
+
+
+# One GRU call over the sequence instead of a GRUCell per time step: the same weights and
+# gate formulas, with the input projections of all steps in one matrix product, so Q-values
+# and gradients agree with the step-by-step unroll to float32 rounding. Much faster on
+# small batches, where the per-step Python and dispatch cost dominates; False restores the
+# step-by-step unroll (the benchmark's old way).
+SEQUENCE_UNROLL = True
+
+
+def _sequence_unroll(agent: RNNAgent, obs: torch.Tensor, last_oh: torch.Tensor):
+    """Q [B,T+1,n,A] and the hidden state before each step [B,T+1,n,H] of a whole batch."""
+    B, T1, n, _ = obs.shape
+    inputs = build_inputs(obs.reshape(B * T1, n, -1), last_oh.reshape(B * T1, n, -1))
+    inputs = inputs.view(B, T1, n, -1).transpose(1, 2).reshape(B * n, T1, -1)  # [Bn, T+1, in]
+    x = torch.relu(agent.fc1(agent.own_inputs(inputs)))
+    rnn = agent.rnn
+    h0 = agent.init_hidden(B * n).unsqueeze(0)  # [1, Bn, H]
+    out, _ = torch.gru(x, h0, [rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh],
+                           True, 1, 0.0, agent.training, False, True)  # [Bn, T+1, H]
+    q = agent.fc2(out)  # [Bn, T+1, A]
+    before = torch.cat([h0.transpose(0, 1), out[:, :-1]], dim=1)  # [Bn, T+1, H]
+    H = before.shape[-1]
+    return (q.view(B, n, T1, -1).transpose(1, 2),
+            before.view(B, n, T1, H).transpose(1, 2))

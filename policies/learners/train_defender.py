@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 from arena.core import ScenarioSpec, VecEnv
-from policies.learners.collect import collect_episodes, evaluate_greedy
+from arena.compiled import compile_env
+from policies.learners.collect import (CompiledTeamStep, collect_episodes, compile_pays,
+                                       evaluate_greedy)
 from policies.learners.episode_buffer import EpisodeBuffer
 from policies.observation.fgsm import fgsm
 from policies.learners.q_learner import LearnerConfig, QLearner
@@ -153,6 +155,10 @@ class DefenderTrainConfig:
     architecture is read from its weight shapes."""
     device: str = "cpu"
     """Torch device of the networks and environments."""
+    compile: bool | str = False
+    """Compile the collection's env step and team forward (collect.compile_pays): True,
+    False or "auto". Costs up to a minute of CPU before the first step; float32 rounding
+    differs from eager, so runs are reproducible per setting, not across settings."""
 
     def validate(self) -> None:
         if self.algo not in ALGOS:
@@ -169,6 +175,8 @@ class DefenderTrainConfig:
             raise DefenderTrainError(f"batch ({self.batch}) must not exceed buffer ({self.buffer})")
         if not 0.0 < self.adv_fraction <= 1.0:
             raise DefenderTrainError(f"adv_fraction must lie in (0, 1], got {self.adv_fraction}")
+        if self.compile not in (True, False, "auto"):
+            raise DefenderTrainError(f"compile must be true, false or auto, got {self.compile!r}")
         if self.hypernet_layers not in (1, 2):
             raise DefenderTrainError(f"hypernet_layers must be 1 or 2, got {self.hypernet_layers}")
 
@@ -371,6 +379,12 @@ def train_defender(
     if perturb is not None and cfg.adv_fraction < 1.0:
         perturb = OnRows(perturb, perturbed_rows(cfg.envs, cfg.adv_fraction, device))
 
+    collect_team = team
+    if compile_pays(cfg.compile, cfg.steps, cfg.envs):
+        env = compile_env(env)
+        if perturb is None:  # a perturbation differentiates through the eager team
+            collect_team = CompiledTeamStep(team)
+
     steps, episodes, updates, last_target, n_tests = 0, 0, 0, 0, 0
     next_test = 0
     curve: list[dict] = []
@@ -430,7 +444,7 @@ def train_defender(
             run_test()
             next_test += cfg.test_every
         batch, stats = collect_episodes(
-            env, team, epsilon_at(cfg, steps), gen, seed=cfg.seed if first_reset else None,
+            env, collect_team, epsilon_at(cfg, steps), gen, seed=cfg.seed if first_reset else None,
             perturb=perturb, poison=poison,
         )
         first_reset = False

@@ -23,8 +23,9 @@ import math
 import torch
 
 from policies.errors import PolicyError
-from policies.observation.fgsm import clip_to_box, fgsm
-from policies.observation.pgd import pgd
+from arena.gradients import drive
+from policies.observation.fgsm import clip_to_box, fgsm_steps
+from policies.observation.pgd import pgd_steps
 
 
 def target_mask(targets, n_agents: int, device=None) -> torch.Tensor:
@@ -145,17 +146,23 @@ class RandomAttack(_Budgeted):
         return self._valid(obs, self._masked(obs, self._noise(obs, ctx.rand)))
 
 
-class FGSMAttack(_Budgeted):
+class _Gradient(_Budgeted):
+    """An attack written as gradient requests (`perturb_steps`): the rollout drives those of
+    one victim together (arena.gradients); `perturb` drives it alone."""
+
     def perturb(self, obs, ctx):
-        # one step, so clipping after the call equals clipping inside it; the feature mask is
-        # passed only when set, which keeps the plain FGSM call (and whatever wraps `fgsm`)
-        # unchanged for attacks on every feature
-        extra = {} if self.features is None else {"feature_mask": self.features}
-        adv = fgsm(ctx.q_fn, obs, self.eps, self.norm, agent_mask=self.mask, avail=ctx.avail, **extra)
+        return drive(self.perturb_steps(obs, ctx), ctx.q_fn)
+
+
+class FGSMAttack(_Gradient):
+    def perturb_steps(self, obs, ctx):
+        # one step, so clipping after the call equals clipping inside it
+        adv = yield from fgsm_steps(obs, self.eps, self.norm, agent_mask=self.mask,
+                                    avail=ctx.avail, feature_mask=self.features)
         return self._valid(obs, adv)
 
 
-class PGDAttack(_Budgeted):
+class PGDAttack(_Gradient):
     def __init__(self, config: dict, n_agents: int, spec=None):
         super().__init__(config, n_agents, spec)
         self.steps = int(config.get("steps", 10))
@@ -163,11 +170,11 @@ class PGDAttack(_Budgeted):
         self.step_size = size if size > 0 else 2.5 * self.eps / self.steps
         self.random_start = bool(config.get("random_start", True))
 
-    def perturb(self, obs, ctx):
+    def perturb_steps(self, obs, ctx):
         init = self._noise(obs, ctx.rand) if self.random_start else None
-        return pgd(ctx.q_fn, obs, self.eps, self.steps, self.step_size, self.norm,
-                   agent_mask=self.mask, avail=ctx.avail, init_delta=init,
-                   feature_mask=self.features, low=self.low, high=self.high)
+        return (yield from pgd_steps(obs, self.eps, self.steps, self.step_size, self.norm,
+                                     agent_mask=self.mask, avail=ctx.avail, init_delta=init,
+                                     feature_mask=self.features, low=self.low, high=self.high))
 
 
 ATTACKS = {"none": NoAttack, "random": RandomAttack, "fgsm": FGSMAttack, "pgd": PGDAttack}

@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from arena.gradients import GradRequest, Steps, drive
+
 QFn = Callable[[torch.Tensor], torch.Tensor]  # obs [B, n, obs] → Q [B, n, A]
 
 NORMS = ("linf", "l2")
@@ -104,13 +106,23 @@ def fgsm(
     `low`, `high` [obs] clip the result to the feature bounds (see `clip_to_box`). The result
     carries no gradient.
     """
+    return drive(fgsm_steps(obs, eps, norm, agent_mask, avail, feature_mask, low, high), q_fn)
+
+
+def fgsm_steps(obs, eps, norm="linf", agent_mask=None, avail=None, feature_mask=None,
+               low=None, high=None) -> Steps:
+    """`fgsm` as a generator of gradient requests (arena.gradients): one request, at o."""
     check_norm(norm)
-    x = obs.detach().clone().requires_grad_(True)  # [B, n, obs]
-    q = q_fn(x)  # [B, n, A]
-    u = greedy_actions(q.detach(), avail)  # [B, n]
-    loss = cross_entropy_per_agent(q, u, avail).sum()
-    (grad,) = torch.autograd.grad(loss, x)
+    obs = obs.detach()
+    u = None
+
+    def loss(q):
+        nonlocal u
+        u = greedy_actions(q.detach(), avail)  # [B, n], from the same forward pass
+        return cross_entropy_per_agent(q, u, avail)
+
+    _, grad = yield GradRequest(obs, loss)
     if feature_mask is not None:
         grad = grad * feature_mask.to(grad)  # before normalising: the group gets the full budget
     delta = eps * normalised_step(grad, norm) * agent_mask_like(agent_mask, obs)
-    return clip_to_box(obs.detach(), obs.detach() + delta, low, high).detach()
+    return clip_to_box(obs, obs + delta, low, high).detach()

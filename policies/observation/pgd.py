@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from arena.gradients import GradRequest, Steps, drive
 from policies.observation.fgsm import (
     QFn,
     agent_mask_like,
@@ -81,6 +82,15 @@ def pgd(
     start: the match engine draws it from per-episode streams). `feature_mask` [obs] (bool)
     restricts the perturbation to those features; `low`, `high` [obs] are the feature bounds.
     """
+    return drive(pgd_steps(obs, eps, steps, step_size, norm, random_start, agent_mask, generator,
+                           avail, objective, init_delta, feature_mask, low, high), q_fn)
+
+
+def pgd_steps(obs, eps, steps, step_size, norm="linf", random_start=False, agent_mask=None,
+              generator=None, avail=None, objective="ce", init_delta=None, feature_mask=None,
+              low=None, high=None) -> Steps:
+    """`pgd` as a generator of gradient requests (arena.gradients): Q at o, then one
+    gradient per iteration."""
     check_norm(norm)
     if objective not in ("ce", "gap"):
         raise ValueError(f"unknown PGD objective {objective!r}; known: ce, gap")
@@ -89,12 +99,15 @@ def pgd(
     fmask = None if feature_mask is None else feature_mask.to(obs)  # [obs]
     if fmask is not None:
         mask = mask * fmask  # [B, n, obs]
-    with torch.no_grad():
-        u = greedy_actions(q_fn(obs), avail)  # [B, n]
+    q_clean, _ = yield GradRequest(obs)
+    u = greedy_actions(q_clean, avail)  # [B, n]
 
     def feasible(delta):
         # the clip only shrinks coordinates towards o, so the iterate stays in the ball
         return clip_to_box(obs, obs + delta, low, high) - obs if low is not None else delta
+
+    def loss(q):
+        return cross_entropy_per_agent(q, u, avail) if objective == "ce" else q_gap(q, u, avail)
 
     delta = torch.zeros_like(obs)
     if init_delta is not None:
@@ -102,13 +115,7 @@ def pgd(
     elif random_start:
         delta = feasible(random_in_ball(obs.shape, eps, norm, obs.device, generator) * mask)
     for _ in range(steps):
-        x = (obs + delta).requires_grad_(True)
-        q = q_fn(x)
-        if objective == "ce":
-            loss = cross_entropy_per_agent(q, u, avail).sum()
-        else:
-            loss = q_gap(q, u, avail).sum()
-        (grad,) = torch.autograd.grad(loss, x)
+        _, grad = yield GradRequest(obs + delta, loss)
         if fmask is not None:
             grad = grad * fmask  # before normalising: the group gets the full step
         delta = feasible(project(delta + step_size * normalised_step(grad, norm), eps, norm) * mask)

@@ -5,6 +5,8 @@ architecture (input size, hidden size, actions, recurrent or feed-forward, which
 extensions: `RNNAgent.layout`) have their parameters stacked into [M, ...]
 tensors; the rows are scattered into a padded [M, G, ...] block (G = most rows of any member)
 and each layer is one `baddbmm` over all members at once, then the result is gathered back.
+When members hold very different numbers of rows, the block is cut into chunks of one member
+each instead (`_blocks`), so the padding stays small.
 (`torch.func.vmap` has no batching rule for `gru_cell` and would fall back to a Python loop,
 so the GRU cell is written out with PyTorch's gate order r, z, n; EPyMARL's feed-forward
 agent has a Linear + ReLU in its place.) CommNet members (policies.teams.commnet,
@@ -143,6 +145,31 @@ def _width(key: tuple) -> int:
     return key[1]
 
 
+# chunks are at least this many rows: below it, gathering a chunk's parameters costs more
+# than the padding it saves
+_MIN_CHUNK = 16
+
+
+def _blocks(counts: torch.Tensor, pos: torch.Tensor, rank: torch.Tensor, r: int, M: int):
+    """Where each row goes in the grouped call: (blocks, slots per block, block [r], slot [r],
+    member of each block or None).
+
+    One block per member (G = most rows of any member) pads the others up to G; when members
+    hold very different numbers of rows (a mixture's draws; episodes that end early and leave
+    the batch) most of that block is padding. Then the rows go in chunks of C rows instead,
+    each chunk played by one member, so only each member's last chunk is padded (at most
+    M·(C − 1) rows) at the cost of gathering the chunks' parameters."""
+    G = int(counts.max())
+    C = max(_MIN_CHUNK, -(-r // (8 * M)))
+    per = (counts + C - 1) // C  # chunks of each member
+    K = int(per.sum())
+    if K * C * 9 >= M * G * 8:  # chunks save under an eighth: one block per member
+        return M, G, pos, rank, None
+    first = torch.cumsum(per, 0) - per
+    of = torch.repeat_interleave(torch.arange(M, device=pos.device), per)
+    return K, C, first[pos] + rank // C, rank % C, of
+
+
 class StackedTeam:
     """Implements arena.rollout.Team over a list of RNNAgents, CommNetAgents, TarMACAgents or
     NDQAgents (one per member)."""
@@ -261,15 +288,17 @@ class StackedTeam:
             q, h = forward(params, x.reshape(1, r * n, d_in), hidden.reshape(1, r * n, H))
             return q.view(r, n, -1), h.view(r, n, H)
         counts = torch.bincount(pos, minlength=M)
-        G = int(counts.max())
         order = torch.argsort(pos, stable=True)
         starts = torch.cumsum(counts, 0) - counts
-        slot = torch.empty_like(pos)
-        slot[order] = torch.arange(r, device=pos.device) - starts[pos[order]]
-        xp = x.new_zeros(M, G, n, d_in).index_put((pos, slot), x)  # [M, G, n, in]
-        hp = hidden.new_zeros(M, G, n, H).index_put((pos, slot), hidden)
-        q, h = forward(params, xp.view(M, G * n, d_in), hp.view(M, G * n, H))
-        return q.view(M, G, n, -1)[pos, slot], h.view(M, G, n, H)[pos, slot]
+        rank = torch.empty_like(pos)  # each row's index among its member's rows
+        rank[order] = torch.arange(r, device=pos.device) - starts[pos[order]]
+        blocks, slots, block, slot, of = _blocks(counts, pos, rank, r, M)
+        if of is not None:  # chunks of one member each: their parameters, gathered
+            params = {name: w[of] for name, w in params.items()}
+        xp = x.new_zeros(blocks, slots, n, d_in).index_put((block, slot), x)
+        hp = hidden.new_zeros(blocks, slots, n, H).index_put((block, slot), hidden)
+        q, h = forward(params, xp.view(blocks, slots * n, d_in), hp.view(blocks, slots * n, H))
+        return q.view(blocks, slots, n, -1)[block, slot], h.view(blocks, slots, n, H)[block, slot]
 
     @staticmethod
     def _filtered(key, members, x, hidden, pos):

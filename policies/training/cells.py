@@ -6,8 +6,9 @@ Cell (r, a) on a scenario with seeds 0..N−1:
    poisons its sampling; `none` trains clean. Each trained team is stored at once as a
    defender `<r>_vs_<a>.s<s>` whose provenance names its cell (`training_cell`: recipe,
    attacker, seed), so a training is never run twice and an interrupted fill resumes where
-   it stopped. Trainings are independent jobs: `jobs` worker processes train them and
-   return records; only this (the driver) process writes the league;
+   it stopped. Trainings are independent jobs: `jobs` worker processes (or the tasks of a
+   Ray cluster, `policies.distributed`) train them and return records; only this (the
+   driver) process writes the league;
 2. every trained team plays `episodes` clean episodes (one batched fill);
 3. the cell's payoff is the mean over seeds of each team's mean return, with a 95 % CI
    between seeds (Student's t): the spread that matters is the training's, not the episodes'.
@@ -150,11 +151,21 @@ def _worker(job: dict, queue) -> tuple:
     return job["key"], run_job(job, report)
 
 
+def _ray_job(job: dict) -> tuple:
+    return job["key"], run_job(job)
+
+
 def train_missing(league_open: Callable, jobs_todo: list[dict], workers: int,
-                  on_event=None, on_progress=None, should_stop=None) -> int:
-    """Run the jobs (in `workers` processes when more than one) and store each team as soon
-    as it is trained; returns how many were stored. `on_progress(key, steps, total, ret)`."""
+                  on_event=None, on_progress=None, should_stop=None,
+                  ray: bool | None = None) -> int:
+    """Run the jobs (in `workers` processes when more than one, or as Ray tasks with `ray`;
+    None: when `policies.distributed.connect` joined a cluster) and store each team as soon
+    as it is trained; returns how many were stored. `on_progress(key, steps, total, ret)`
+    (not reported from Ray tasks: only their completion is)."""
+    from policies import distributed
+
     say = on_event or (lambda msg: None)
+    ray = distributed.active() if ray is None else ray
 
     def store(key, out):
         config, weights, prov, partial = out
@@ -173,6 +184,12 @@ def train_missing(league_open: Callable, jobs_todo: list[dict], workers: int,
         return True
 
     done = 0
+    if ray and jobs_todo:
+        say(f"training {len(jobs_todo)} team(s) as Ray tasks")
+        refs = [distributed.submit(_ray_job, job, device=job["device"]) for job in jobs_todo]
+        for _, (key, out) in distributed.as_completed(refs, should_stop):
+            done += store(key, out)
+        return done
     if workers <= 1 or len(jobs_todo) <= 1:
         for job in jobs_todo:
             if should_stop is not None and should_stop():
@@ -222,9 +239,11 @@ def train_missing(league_open: Callable, jobs_todo: list[dict], workers: int,
 def fill_training(league_open: Callable, scenario: str, recipes: list[str] | None,
                   attackers: list[str] | None, seeds: int, episodes: int, seed: int = 0,
                   device: str = "cpu", workers: int = 1, on_event=None, on_progress=None,
-                  on_step=None, on_plan=None, should_stop=None) -> TrainingTable:
+                  on_step=None, on_plan=None, should_stop=None,
+                  ray: bool | None = None) -> TrainingTable:
     """Train what is missing of recipes × attackers × seeds, play every team, and return the
-    table (the cells' payoffs between seeds)."""
+    table (the cells' payoffs between seeds). `ray`: trainings and plays on the Ray cluster
+    (None: when `policies.distributed.connect` joined one)."""
     if seeds < 1:
         raise PolicyError("--seeds must be at least 1")
     t0 = time.perf_counter()
@@ -245,7 +264,7 @@ def fill_training(league_open: Callable, scenario: str, recipes: list[str] | Non
                 if (r, a, s) not in have:
                     todo.append(make_job(scenario, r, dict(recs[r].config), a, att, s,
                                          str(device)))
-    trained = train_missing(league_open, todo, workers, on_event, on_progress, should_stop)
+    trained = train_missing(league_open, todo, workers, on_event, on_progress, should_stop, ray)
     with league_open("r") as lg:
         have = find_cell_teams(lg, scenario)
     teams = [[[have.get((r, a, s)) for s in range(seeds)] for a in attackers] for r in recipes]
@@ -254,7 +273,7 @@ def fill_training(league_open: Callable, scenario: str, recipes: list[str] | Non
     wins = np.full_like(returns, np.nan)
     if refs:
         res = fill(league_open, scenario, refs, [NO_ATTACK], episodes, seed, device,
-                   on_step=on_step, on_plan=on_plan)
+                   on_step=on_step, on_plan=on_plan, ray=ray)
         t = res.table
         idx = {d: i for i, d in enumerate(t.defenders)}
         for (i, j, k), ref in np.ndenumerate(np.array(teams, dtype=object)):
