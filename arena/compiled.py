@@ -97,7 +97,8 @@ class CompiledStep:
         the one compiled for."""
         if self.failed is None and self.env.B == self.batch:
             try:
-                out = self._observe()
+                with torch.no_grad():
+                    out = self._observe()
                 self.observed_ok = True
                 return out
             except Exception as exc:  # noqa: BLE001 - as in `__call__`
@@ -133,7 +134,8 @@ class CompiledStep:
         base = torch.tensor(env._draws, dtype=torch.long, device=env.device)
         env.rand = self.traced_rand
         try:
-            reward, info, ended, observed = self._fused(actions, env._last.avail, base)
+            with torch.no_grad():  # the inference graph: no autograd wrapper around it
+                reward, info, ended, observed = self._fused(actions, env._last.avail, base)
         finally:
             del env.rand  # back to the class's eager rand
             env._draws += self.ctr.k

@@ -105,8 +105,8 @@ def test_stacked_team_in_chunks_matches_one_block_per_member():
     rank = torch.empty_like(member)
     order = torch.argsort(member, stable=True)
     rank[order] = torch.arange(R) - (torch.cumsum(counts, 0) - counts)[member[order]]
-    blocks, slots, *_, of = stacked_team._blocks(counts, member, rank, R, 3)
-    assert of is not None and blocks * slots < 3 * 300 / 2, "chunks are chosen"
+    blocks, slots, *_, per = stacked_team._blocks(counts, member, rank, R, 3)
+    assert per is not None and blocks * slots < 3 * 300 / 2, "chunks are chosen"
     obs = torch.randn(R, n_agents, obs_dim)
     h = torch.randn(R, n_agents, 64)
     last = torch.nn.functional.one_hot(torch.randint(A, (R, n_agents)), A).float()

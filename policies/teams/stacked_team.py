@@ -152,7 +152,7 @@ _MIN_CHUNK = 16
 
 def _blocks(counts: torch.Tensor, pos: torch.Tensor, rank: torch.Tensor, r: int, M: int):
     """Where each row goes in the grouped call: (blocks, slots per block, block [r], slot [r],
-    member of each block or None).
+    chunks of each member [M] or None).
 
     One block per member (G = most rows of any member) pads the others up to G; when members
     hold very different numbers of rows (a mixture's draws; episodes that end early and leave
@@ -166,8 +166,20 @@ def _blocks(counts: torch.Tensor, pos: torch.Tensor, rank: torch.Tensor, r: int,
     if K * C * 9 >= M * G * 8:  # chunks save under an eighth: one block per member
         return M, G, pos, rank, None
     first = torch.cumsum(per, 0) - per
-    of = torch.repeat_interleave(torch.arange(M, device=pos.device), per)
-    return K, C, first[pos] + rank // C, rank % C, of
+    return K, C, first[pos] + rank // C, rank % C, per
+
+
+def _chunk_params(params: dict, per: torch.Tensor, gathered: dict | None) -> dict:
+    """Each chunk's member's parameters; `gathered` keeps the last layout's, which the next
+    calls of a step reuse (a PGD attack asks ten times for the same rows)."""
+    layout = tuple(per.tolist())
+    if gathered is not None and gathered.get("layout") == layout:
+        return gathered["params"]
+    of = torch.repeat_interleave(torch.arange(len(per), device=per.device), per)
+    out = {name: w[of] for name, w in params.items()}
+    if gathered is not None:
+        gathered.update(layout=layout, params=out)
+    return out
 
 
 class StackedTeam:
@@ -197,6 +209,8 @@ class StackedTeam:
             else:
                 params = _stack([agents[m] for m in members], self.device)
             self.groups.append((key, len(members), params))
+        # group → the parameters its chunks gathered last (`_chunk_params`)
+        self._gathered: list[dict] = [{} for _ in self.groups]
         # where each member's messages sit in its state: columns start..start+width (width 0:
         # a member that sends none)
         talks = [a.layout[0] in COMMUNICATING for a in agents]
@@ -237,7 +251,8 @@ class StackedTeam:
         inputs = build_inputs(obs, last_action)  # [R, n, in]
         if len(self.groups) == 1:
             key, M, params = self.groups[0]
-            return self._group(key, M, params, inputs, hidden, self._pos[member])
+            return self._group(key, M, params, inputs, hidden, self._pos[member],
+                               self._gathered[0])
         q_out = obs.new_zeros(*obs.shape[:2], self.n_actions)
         h_out = torch.zeros_like(hidden)
         group = self._group_of[member]
@@ -247,13 +262,13 @@ class StackedTeam:
                 continue
             W = _width(key)
             q, h = self._group(key, M, params, inputs[rows], hidden[rows, :, :W],
-                               self._pos[member[rows]])
+                               self._pos[member[rows]], self._gathered[g])
             q_out = q_out.index_put((rows,), q)
             h_out = h_out.index_put((rows,), torch.nn.functional.pad(h, (0, self.hidden - W)))
         return q_out, h_out
 
     @staticmethod
-    def _group(key, M, params, x, hidden, pos):
+    def _group(key, M, params, x, hidden, pos, gathered=None):
         """Rows x [r,n,in] of one architecture played by member positions pos [r] → q, h."""
         if key[0] == "msg_filter":
             return StackedTeam._filtered(key, params, x, hidden, pos)
@@ -292,9 +307,9 @@ class StackedTeam:
         starts = torch.cumsum(counts, 0) - counts
         rank = torch.empty_like(pos)  # each row's index among its member's rows
         rank[order] = torch.arange(r, device=pos.device) - starts[pos[order]]
-        blocks, slots, block, slot, of = _blocks(counts, pos, rank, r, M)
-        if of is not None:  # chunks of one member each: their parameters, gathered
-            params = {name: w[of] for name, w in params.items()}
+        blocks, slots, block, slot, per = _blocks(counts, pos, rank, r, M)
+        if per is not None:  # chunks of one member each: their parameters, gathered
+            params = _chunk_params(params, per, gathered)
         xp = x.new_zeros(blocks, slots, n, d_in).index_put((block, slot), x)
         hp = hidden.new_zeros(blocks, slots, n, H).index_put((block, slot), hidden)
         q, h = forward(params, xp.view(blocks, slots * n, d_in), hp.view(blocks, slots * n, H))
