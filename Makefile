@@ -35,6 +35,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/arena bench env --scenario pp7,3m --batch 1,64,1024,4096
+	$(VENV)/bin/arena bench env --scenario 3m,pp7 --batch 8 --compile --steps 800
 	$(VENV)/bin/arena bench matrix --scenario 3m
 	$(PY) benchmarks/solve.py
 	$(PY) benchmarks/store.py
