@@ -22,14 +22,6 @@ from arena.scenarios import make
 from policies.learners.train_defender import DefenderTrainConfig, DefenderTrainError, train_defender
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def eager_backend(monkeypatch):
     monkeypatch.setattr(compiled, "BACKEND", "eager")
