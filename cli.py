@@ -119,7 +119,7 @@ _GLOBAL_OPTIONS = {
     "league": (("--league",), dict(type=click.Path(dir_okay=False, path_type=Path),
                                    help="League file (env ARENA_LEAGUE).")),
     "quiet": (("--quiet", "-q"), dict(is_flag=True, help="Print only results, no progress.")),
-    "device": (("--device",), dict(type=DEVICE,
+    "device": (("--device",), dict(type=DEVICE, metavar=DEVICE.name,
                                    help="Where rollouts and training run.")),
     "lock_timeout": (("--lock-timeout",), dict(type=float,
                                                help="Seconds to wait for another process "
@@ -159,7 +159,7 @@ def _with_global_options(cmd: click.Command) -> click.Command:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
 @click.option(
-    "--device", type=DEVICE, default="auto", show_default=True,
+    "--device", type=DEVICE, metavar=DEVICE.name, default="auto", show_default=True,
     help="Where rollouts and training run.",
 )
 @click.option(

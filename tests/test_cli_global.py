@@ -52,6 +52,17 @@ def test_option_errors_are_one_line():
     one_line(run(["play", "qmix"]))  # missing arguments
 
 
+def test_device_takes_a_gpu_index():
+    """`--device cuda:N` names one GPU of several; without a GPU it is one line, as `cuda` is."""
+    import torch
+
+    assert "cuda:N" in one_line(run(["--device", "cuda:x", "ls"]))
+    args = ["--device", "cuda:1", "bench", "env", "--scenario", "pp7", "--batch", "1",
+            "--steps", "1"]
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in one_line(run(args))
+
+
 def test_help_still_exits_zero():
     res = run(["ls", "--help"])
     assert res.exit_code == 0 and "Usage:" in res.output
