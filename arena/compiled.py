@@ -21,8 +21,9 @@ rewards agree with the eager env to float32 rounding (tests/test_compiled.py bou
 gap), and integer and boolean outputs (done, won, avail, actions taken) are identical.
 
 Compiling costs seconds to a minute of CPU per (scenario, batch size) and is paid again in
-every new process; it pays back only over thousands of steps (build/s16/readme_compile.md
-has the measured break-even). Anything that goes wrong while compiling leaves the env eager
+every new process (inductor keeps the kernels on disk, which makes later compiles take
+seconds); it pays back only over thousands of steps (the README's Benchmarks give the
+figures). Anything that goes wrong while compiling leaves the env eager
 with one warning.
 """
 

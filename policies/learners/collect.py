@@ -122,7 +122,7 @@ def collect_episodes(
 # Where compile="auto" compiles. On 2 shared CPU cores, QMIX on 3m with 8 parallel episodes
 # saved about 0.14 ms per team step (1.1 ms per step of the batch); compiling took 38 s with
 # an empty inductor cache and 4-6 s with the kernels cached on disk by an earlier run: it
-# pays from about 40k steps once cached, 270k on a fresh machine (build/s16/readme_compile.md).
+# pays from about 40k steps once cached, 270k on a fresh machine (README, Benchmarks).
 # Larger batches gain little, their step being arithmetic rather than dispatch.
 COMPILE_AUTO_STEPS = 100_000
 COMPILE_AUTO_ENVS = 64
