@@ -39,13 +39,11 @@ def bench_env(name: str, batch_sizes: list[int], device="cpu", steps: int = 200,
         ts = env.reset(seed=seed)
         for _ in range(warmup):
             ts = env.step(random_legal_actions(ts.avail, gen))
-        if env.device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(env)
         start = time.perf_counter()
         for _ in range(steps):
             ts = env.step(random_legal_actions(ts.avail, gen))
-        if env.device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(env)
         elapsed = time.perf_counter() - start
         rate = b * steps / elapsed
         base = base or rate

@@ -4,6 +4,7 @@ of Guo et al. 2023; s004: adversarial teammates, Wu et al. 2021)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -79,8 +80,6 @@ def s003(ctx: Ctx, quick, out, maps, models, episodes, seed, steps, finetune_ste
       arena reproduce s003 --maps 3m,2s3z --steps 1000000
     """
     paper = "s003"
-    import time
-
     from policies import reproduce_s003 as s003
 
     def names(text, default):
@@ -91,23 +90,13 @@ def s003(ctx: Ctx, quick, out, maps, models, episodes, seed, steps, finetune_ste
         quick=quick, episodes=episodes, seed=seed, steps=steps, finetune_steps=finetune_steps,
         adv_fraction=adv_fraction, attacker_steps=attacker_steps,
         robust_attacker_steps=robust_attacker_steps, rounds=rounds, device=ctx.device)
-    rep = Reporter(ctx)
-    start = time.perf_counter()
-    try:
-        report, results = s003.reproduce(ctx.open, cfg, out, rep.hooks(s003.Hooks))
-    finally:
-        rep.close()
-    seconds = time.perf_counter() - start
+    report, results, seconds = _run_paper(
+        ctx, lambda rep: s003.reproduce(ctx.open, cfg, out, rep.hooks(s003.Hooks)))
     data = {"paper": paper, "report": str(report), "seconds": seconds,
             "heatmaps": [r.heatmap for r in results],
             "maps": {r.scenario: {"models": r.models, "columns": r.columns, "win": r.win,
                                   "return": r.ret, "trained": r.trained} for r in results}}
-
-    def human():
-        click.echo(report.read_text(), nl=False)
-        click.echo(f"\nreport written to {report} ({seconds:.0f} s)")
-
-    emit(ctx, data, human)
+    _emit_report(ctx, report, data, seconds)
 
 
 
@@ -161,8 +150,6 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
       arena reproduce s002 --scenarios pp7,pp7_p05 --seeds 0,1,2
       arena reproduce s002 --scenarios tj_easy --seeds 0 --psro-iterations 0
     """
-    import time
-
     from solvers import reproduce_s002 as s002m
     from solvers.reproduce_s002_report import reproduce, summary
 
@@ -173,13 +160,8 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
                            attacker_steps=attacker_steps, filter_steps=filter_steps,
                            psro_iterations=psro_iterations, psro_steps=psro_steps, alpha=alpha,
                            device=ctx.device)
-    rep = Reporter(ctx)
-    start = time.perf_counter()
-    try:
-        report, results = reproduce(ctx.open, cfg, out, rep.hooks(s002m.Hooks))
-    finally:
-        rep.close()
-    seconds = time.perf_counter() - start
+    report, results, seconds = _run_paper(
+        ctx, lambda rep: reproduce(ctx.open, cfg, out, rep.hooks(s002m.Hooks)))
     data = {"paper": "s002", "report": str(report), "seconds": seconds,
             "scenarios": {r.scenario: {"algo": r.algo, "metric": r.metric,
                                        "summary": summary(r), "curves": r.curves,
@@ -187,12 +169,7 @@ def s002(ctx: Ctx, quick, out, scenarios, seeds, episodes, team_steps, attacker_
                                            "run": r.table3.run_id, "rmacrl": r.table3.rmacrl,
                                            "single": r.table3.single}}
                           for r in results}}
-
-    def human():
-        click.echo(report.read_text(), nl=False)
-        click.echo(f"\nreport written to {report} ({seconds:.0f} s)")
-
-    emit(ctx, data, human)
+    _emit_report(ctx, report, data, seconds)
 
 
 @reproduce.command("s000", short_help="MARNet: backdoors in cooperative MARL (Tables 1-3).")
@@ -241,17 +218,8 @@ def s000(ctx: Ctx, quick, out, seeds, episodes, poison_steps, finetune_steps, sm
     cfg = S000Config(seeds=seeds or ([0] if quick else [0, 1, 2]), episodes=episodes,
                      poison_steps=poison_steps, finetune_steps=budgets, quick=quick,
                      smac=smac and not quick, device=str(resolve_device(ctx.device)))
-    rep = Reporter(ctx)
-    try:
-        report, data = run_s000(ctx.open, cfg, out, rep.hooks(Hooks))
-    finally:
-        rep.close()
-
-    def human():
-        click.echo(report.read_text(), nl=False)
-        click.echo(f"\nreport written to {report}")
-
-    emit(ctx, {"paper": "s000", "report": str(report), **data}, human)
+    report, data, _ = _run_paper(ctx, lambda rep: run_s000(ctx.open, cfg, out, rep.hooks(Hooks)))
+    _emit_report(ctx, report, {"paper": "s000", "report": str(report), **data})
 
 
 @reproduce.command("s004", short_help="Wu et al. (2021): adversarial teammates and retraining.")
@@ -296,17 +264,8 @@ def s004(ctx: Ctx, quick, out, seeds, scenarios, episodes, team_steps):
                      device=str(resolve_device(ctx.device)))
     if quick:
         cfg.seeds = [0]
-    rep = Reporter(ctx)
-    try:
-        report, data = run_s004(ctx.open, cfg, out, rep.hooks(Hooks))
-    finally:
-        rep.close()
-
-    def human():
-        click.echo(report.read_text(), nl=False)
-        click.echo(f"\nreport written to {report}")
-
-    emit(ctx, {"paper": "s004", "report": str(report), **data}, human)
+    report, data, _ = _run_paper(ctx, lambda rep: run_s004(ctx.open, cfg, out, rep.hooks(Hooks)))
+    _emit_report(ctx, report, {"paper": "s004", "report": str(report), **data})
 
 
 
@@ -362,17 +321,30 @@ def s001(ctx: Ctx, quick, out, seeds, scenarios, steps, jobs):
         cfg.steps = {n: steps for n in cfg.scenarios}
         cfg.test_every = {n: max(1, steps // 20) for n in cfg.scenarios}
     cfg.workers = jobs
+    report, data, _ = _run_paper(ctx, lambda rep: run_s001(ctx.open, cfg, out, rep))
+    _emit_report(ctx, report, {"paper": "s001", "report": str(report), **data})
+
+
+def _run_paper(ctx: Ctx, run):
+    """`run(reporter)` → (report path, results), with the progress reporter closed whatever
+    happens; returns them and the seconds it took."""
     rep = Reporter(ctx)
+    start = time.perf_counter()
     try:
-        report, data = run_s001(ctx.open, cfg, out, rep)
+        report, results = run(rep)
     finally:
         rep.close()
+    return report, results, time.perf_counter() - start
 
+
+def _emit_report(ctx: Ctx, report: Path, data: dict, seconds: float | None = None) -> None:
+    """The report itself for people, `data` for --json."""
     def human():
         click.echo(report.read_text(), nl=False)
-        click.echo(f"\nreport written to {report}")
+        took = "" if seconds is None else f" ({seconds:.0f} s)"
+        click.echo(f"\nreport written to {report}{took}")
 
-    emit(ctx, {"paper": "s001", "report": str(report), **data}, human)
+    emit(ctx, data, human)
 
 
 # every paper fills tables and trains teams through the same fills and training cells
